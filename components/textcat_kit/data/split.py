@@ -1,0 +1,51 @@
+"""Seeded, stratified dev splits, for sources that ship without one.
+
+Exclusive data is stratified per class. Multi-label data uses iterative stratification
+(Sechidis et al., 2011): examples of the rarest labels are placed first, so every label
+gets close to its share of dev examples, which matters for thresholds tuned on dev.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+
+from .records import Record
+
+
+def stratified_split(
+    records: Sequence[Record], dev_fraction: float, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """Split ``records`` into ``(train, dev)``; every record lands in exactly one part."""
+    if not 0.0 < dev_fraction < 1.0:
+        raise ValueError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
+    rng = random.Random(seed)
+    order = list(range(len(records)))
+    rng.shuffle(order)
+    label_counts = Counter(label for r in records for label in r.labels)
+    wanted = {label: dev_fraction * count for label, count in label_counts.items()}
+    n_dev_target = round(dev_fraction * len(records))
+
+    def rarity(index: int) -> int:
+        labels = records[index].labels
+        return min((label_counts[label] for label in labels), default=len(records))
+
+    # Rarest first; the shuffle above breaks ties at random but reproducibly.
+    order.sort(key=rarity)
+    dev_idx: set[int] = set()
+    in_dev: Counter[str] = Counter()
+    for index in order:
+        if len(dev_idx) >= n_dev_target:
+            break
+        labels = records[index].labels
+        # Place the example in dev while one of its labels is short of its share, but
+        # never take the last training example of a label.
+        if any(in_dev[label] + 1 <= wanted[label] + 0.5 for label in labels) and all(
+            label_counts[label] - in_dev[label] > 1 for label in labels
+        ):
+            dev_idx.add(index)
+            in_dev.update(labels)
+    train = [r for i, r in enumerate(records) if i not in dev_idx]
+    dev = [r for i, r in enumerate(records) if i in dev_idx]
+    return train, dev

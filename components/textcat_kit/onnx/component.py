@@ -1,0 +1,389 @@
+"""``textcat_kit_onnx_textcat``: a torch-free text classifier that runs its encoder in ONNX Runtime.
+
+It replaces the ``transformer`` + ``textcat`` (or ``textcat_multilabel``) pair of a trained
+spacy-transformers pipeline (see :mod:`textcat_kit.onnx.export`) and writes the same
+``doc.cats``: it cuts the same strided windows, tokenises them with the same fast
+tokenizer (``tokenizers``), runs the encoder in ONNX Runtime, mean-pools wordpieces into
+tokens through the same character alignment, reduces the tokens into a doc vector and
+applies the trained output layer in NumPy.
+
+Only spaCy, NumPy, SciPy, ``tokenizers`` and ``onnxruntime`` are needed at run time; the
+last two are imported when the component loads its model, so that importing this module
+(e.g. while spaCy scans the entry points) never fails.
+
+One deliberate difference: a doc without tokens always gets 0.0 for every label. spaCy's
+textcat gives that to an empty doc only when the whole batch is empty (``nlp("")``), and
+the output layer's bias otherwise; here ``nlp(text)`` and ``nlp.pipe`` always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
+from spacy.util import ensure_path, minibatch
+from spacy.vocab import Vocab
+
+from ..errors import ConfigError
+from .alignment import window_alignment_pairs
+from .encoder import OnnxEncoder
+from .errors import OnnxErrors
+from .head import ClassifierHead
+from .pooling import FloatArray, mean_pool_tokens, reduce_doc
+from .tokenization import EncodedWindow, IntArray, TokenizerSettings, WordpieceTokenizer
+from .windows import strided_window_bounds
+
+FACTORY_NAME = "textcat_kit_onnx_textcat"
+FORMAT_VERSION = 1
+
+CFG_FILE = "cfg.json"
+HEAD_FILE = "head.msgpack"
+TOKENIZER_FILE = "tokenizer.json"
+MODEL_FILE = "model.onnx"
+
+DEFAULT_ONNX_TEXTCAT_CONFIG: dict[str, Any] = {
+    "window": 128,
+    "stride": 96,
+    "num_threads": 0,
+    "max_batch_items": 4096,
+    "threshold": 0.5,
+    "positive_label": None,
+    "scorer": {"@scorers": "spacy.textcat_scorer.v2"},
+}
+
+
+@Language.factory(
+    FACTORY_NAME,
+    default_config=DEFAULT_ONNX_TEXTCAT_CONFIG,
+    assigns=["doc.cats"],
+    default_score_weights={
+        "cats_score": 1.0,
+        "cats_score_desc": None,
+        "cats_micro_p": None,
+        "cats_micro_r": None,
+        "cats_micro_f": None,
+        "cats_macro_p": None,
+        "cats_macro_r": None,
+        "cats_macro_f": None,
+        "cats_macro_auc": None,
+        "cats_f_per_type": None,
+    },
+)
+def make_onnx_textcat(
+    nlp: Language,
+    name: str,
+    window: int,
+    stride: int,
+    num_threads: int,
+    max_batch_items: int,
+    threshold: float,
+    positive_label: str | None,
+    scorer: Callable[..., dict[str, Any]] | None,
+) -> OnnxTextCategorizer:
+    """Create the component; its model is loaded by ``from_disk`` / ``from_bytes``.
+
+    window / stride: the strided windows of ``spacy-transformers.strided_spans.v1`` the
+        pipeline was trained with (the export copies them).
+    num_threads: ONNX Runtime intra-op threads (0: all physical cores).
+    max_batch_items: at most this many padded wordpieces per encoder call.
+    threshold / positive_label / scorer: as for spaCy's textcat, used by ``score``.
+    """
+    return OnnxTextCategorizer(
+        nlp.vocab,
+        name,
+        window=window,
+        stride=stride,
+        num_threads=num_threads,
+        max_batch_items=max_batch_items,
+        threshold=threshold,
+        positive_label=positive_label,
+        scorer=scorer,
+    )
+
+
+class OnnxTextCategorizer(Pipe):
+    """Scores ``doc.cats`` with an ONNX encoder, a fast tokenizer and a NumPy output layer."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        name: str = "textcat",
+        *,
+        window: int = 128,
+        stride: int = 96,
+        num_threads: int = 0,
+        max_batch_items: int = 4096,
+        threshold: float = 0.5,
+        positive_label: str | None = None,
+        scorer: Callable[..., dict[str, Any]] | None = None,
+    ) -> None:
+        if window < 1 or stride < 1:
+            raise ConfigError(OnnxErrors.E164.format(name=name, window=window, stride=stride))
+        self.vocab = vocab
+        self.name = name
+        self.window = window
+        self.stride = stride
+        self.num_threads = num_threads
+        self.max_batch_items = max_batch_items
+        self.scorer = scorer
+        self.cfg: dict[str, Any] = {
+            "labels": [],
+            "threshold": threshold,
+            "positive_label": positive_label,
+        }
+        self.head: ClassifierHead | None = None
+        self.tokenizer: WordpieceTokenizer | None = None
+        self.encoder: OnnxEncoder | None = None
+        self._model_source: bytes | Path | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def is_loaded(self) -> bool:
+        return self.head is not None and self.tokenizer is not None and self.encoder is not None
+
+    def load_model(
+        self,
+        *,
+        labels: Sequence[str],
+        head: ClassifierHead,
+        tokenizer_json: str,
+        tokenizer_settings: TokenizerSettings,
+        model: bytes | Path,
+    ) -> None:
+        """Set the fitted state: labels, output layer, tokenizer and ONNX encoder."""
+        if head.n_labels != len(labels):
+            raise ConfigError(
+                f"[E166] Component '{self.name}': the output layer has {head.n_labels} rows "
+                f"but there are {len(labels)} labels ({list(labels)}). Re-run the export."
+            )
+        self.cfg["labels"] = list(labels)
+        self.head = head
+        self.tokenizer = WordpieceTokenizer(tokenizer_json, tokenizer_settings)
+        model_input: bytes | str = str(model) if isinstance(model, Path) else model
+        self.encoder = OnnxEncoder(
+            model_input, num_threads=self.num_threads, max_batch_items=self.max_batch_items
+        )
+        self._model_source = model
+
+    def __call__(self, doc: Doc) -> Doc:
+        error_handler = self.get_error_handler()
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+            return doc
+        except Exception as error:  # handed to spaCy's error handler, which re-raises
+            error_handler(self.name, self, [doc], error)
+            return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                self.set_annotations(docs, self.predict(docs))
+                yield from docs
+            except Exception as error:
+                error_handler(self.name, self, docs, error)
+
+    def predict(self, docs: Sequence[Doc]) -> FloatArray:
+        """Scores ``(len(docs), len(labels))``; docs without tokens score 0.0 everywhere."""
+        if self.head is None or self.tokenizer is None or self.encoder is None:
+            raise ConfigError(OnnxErrors.E161.format(name=self.name))
+        docs = list(docs)
+        scores = np.zeros((len(docs), self.head.n_labels), dtype=np.float32)
+        plans = [_plan_windows(doc, self.window, self.stride) for doc in docs]
+        texts = [text for plan in plans for text in plan.texts]
+        if not texts:
+            return scores
+        windows = self.tokenizer.encode(texts)
+        hidden = self.encoder.encode(windows, self.tokenizer.settings)
+        doc_vectors: list[FloatArray] = []
+        scored_rows: list[int] = []
+        cursor = 0
+        for row, (doc, plan) in enumerate(zip(docs, plans, strict=True)):
+            n_windows = len(plan.texts)
+            if n_windows == 0:
+                continue
+            doc_windows = windows[cursor : cursor + n_windows]
+            doc_hidden = hidden[cursor : cursor + n_windows]
+            cursor += n_windows
+            token_vectors = _token_vectors(plan, doc_windows, doc_hidden, len(doc))
+            doc_vectors.append(reduce_doc(token_vectors, self.head.reductions))
+            scored_rows.append(row)
+        if doc_vectors:
+            scores[scored_rows] = self.head.predict(np.stack(doc_vectors))
+        return scores
+
+    def set_annotations(self, docs: Iterable[Doc], scores: FloatArray) -> None:
+        """Write a Python float for every label into ``doc.cats``, as spaCy's textcat does."""
+        for doc, doc_scores in zip(docs, scores, strict=True):
+            for label, score in zip(self.labels, doc_scores, strict=True):
+                doc.cats[label] = float(score)
+
+    def initialize(
+        self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None
+    ) -> None:
+        """Nothing to initialise: the state comes from the export. Fails if it is missing."""
+        if not self.is_loaded:
+            raise ConfigError(OnnxErrors.E161.format(name=self.name))
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
+        """Score ``doc.cats`` with the configured scorer (spaCy's textcat scorers)."""
+        validate_examples(examples, "OnnxTextCategorizer.score")
+        if self.scorer is None:
+            return {}
+        settings: dict[str, Any] = {
+            "labels": self.labels,
+            "threshold": self.cfg["threshold"],
+            "positive_label": self.cfg["positive_label"],
+        }
+        settings.update(kwargs)
+        return self.scorer(examples, **settings)
+
+    # Serialisation: JSON + msgpack + the tokenizer's JSON + the ONNX file; never pickle.
+
+    def _state(self) -> tuple[dict[str, Any], ClassifierHead, WordpieceTokenizer, bytes]:
+        if self.head is None or self.tokenizer is None or self._model_source is None:
+            raise ConfigError(OnnxErrors.E161.format(name=self.name))
+        cfg = dict(self.cfg)
+        cfg["tokenizer"] = self.tokenizer.settings.to_dict()
+        cfg["format_version"] = FORMAT_VERSION
+        source = self._model_source
+        if isinstance(source, Path):
+            if not source.exists():
+                raise ConfigError(
+                    OnnxErrors.E162.format(path=source, name=self.name, detail="model.onnx")
+                )
+            source = source.read_bytes()
+        return cfg, self.head, self.tokenizer, source
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
+        cfg, head, tokenizer, model_bytes = self._state()
+        directory = ensure_path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(directory / CFG_FILE, cfg)
+        srsly.write_msgpack(directory / HEAD_FILE, head.to_dict())
+        (directory / TOKENIZER_FILE).write_text(tokenizer.tokenizer_json, encoding="utf8")
+        model_path = directory / MODEL_FILE
+        if not (isinstance(self._model_source, Path) and self._model_source == model_path):
+            model_path.write_bytes(model_bytes)
+
+    def from_disk(
+        self, path: str | Path, *, exclude: Iterable[str] = tuple()
+    ) -> OnnxTextCategorizer:
+        directory = ensure_path(path)
+        for file_name in (CFG_FILE, HEAD_FILE, TOKENIZER_FILE, MODEL_FILE):
+            if not (directory / file_name).exists():
+                raise ConfigError(
+                    OnnxErrors.E162.format(path=directory, name=self.name, detail=file_name)
+                )
+        cfg = srsly.read_json(directory / CFG_FILE)
+        self._apply_cfg(cfg)
+        self.load_model(
+            labels=cfg["labels"],
+            head=ClassifierHead.from_dict(srsly.read_msgpack(directory / HEAD_FILE)),
+            tokenizer_json=(directory / TOKENIZER_FILE).read_text(encoding="utf8"),
+            tokenizer_settings=TokenizerSettings.from_dict(cfg["tokenizer"]),
+            model=(directory / MODEL_FILE).resolve(),
+        )
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        cfg, head, tokenizer, model_bytes = self._state()
+        return srsly.msgpack_dumps(
+            {
+                "cfg": cfg,
+                "head": head.to_dict(),
+                "tokenizer": tokenizer.tokenizer_json,
+                "model": model_bytes,
+            }
+        )
+
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
+    ) -> OnnxTextCategorizer:
+        msg = srsly.msgpack_loads(bytes_data)
+        self._apply_cfg(msg["cfg"])
+        self.load_model(
+            labels=msg["cfg"]["labels"],
+            head=ClassifierHead.from_dict(msg["head"]),
+            tokenizer_json=msg["tokenizer"],
+            tokenizer_settings=TokenizerSettings.from_dict(msg["cfg"]["tokenizer"]),
+            model=msg["model"],
+        )
+        return self
+
+    def _apply_cfg(self, cfg: dict[str, Any]) -> None:
+        if cfg.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(
+                f"[E167] Component '{self.name}': state format version "
+                f"{cfg.get('format_version')} is not supported (this package reads version "
+                f"{FORMAT_VERSION}). Re-export with this version of spacy-textcat-kit."
+            )
+        for key in ("threshold", "positive_label"):
+            if key in cfg:
+                self.cfg[key] = cfg[key]
+
+
+@dataclass
+class _WindowPlan:
+    """Where a doc's windows lie: token bounds, texts, and every token's character offsets."""
+
+    bounds: list[tuple[int, int]]
+    texts: list[str]
+    token_starts: IntArray
+    token_lengths: IntArray
+
+
+def _plan_windows(doc: Doc, window: int, stride: int) -> _WindowPlan:
+    """Cut ``doc`` into the strided windows of spacy-transformers and take their texts."""
+    if len(doc) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return _WindowPlan([], [], empty, empty)
+    positions = doc.to_array(["IDX", "LENGTH"]).astype(np.int64).reshape(-1, 2)
+    starts, lengths = positions[:, 0], positions[:, 1]
+    bounds = strided_window_bounds(len(doc), window, stride)
+    texts = [
+        doc.text[int(starts[begin]) : int(starts[end - 1] + lengths[end - 1])]
+        for begin, end in bounds
+    ]
+    return _WindowPlan(bounds, texts, starts, lengths)
+
+
+def _token_vectors(
+    plan: _WindowPlan,
+    windows: Sequence[EncodedWindow],
+    hidden: Sequence[FloatArray],
+    n_tokens: int,
+) -> FloatArray:
+    """Mean of the wordpiece vectors aligned to each token, over all windows of the doc."""
+    all_tokens = []
+    all_pieces = []
+    piece_base = 0
+    for (begin, end), window, window_hidden in zip(plan.bounds, windows, hidden, strict=True):
+        char_base = plan.token_starts[begin]
+        text_length = int(plan.token_starts[end - 1] + plan.token_lengths[end - 1] - char_base)
+        tokens, pieces = window_alignment_pairs(
+            plan.token_starts[begin:end] - char_base,
+            plan.token_lengths[begin:end],
+            text_length,
+            window.offsets,
+        )
+        all_tokens.append(tokens + begin)
+        all_pieces.append(pieces + piece_base)
+        piece_base += len(window_hidden)
+    return mean_pool_tokens(
+        np.concatenate(list(hidden), axis=0),
+        np.concatenate(all_tokens),
+        np.concatenate(all_pieces),
+        n_tokens,
+    )

@@ -1,0 +1,97 @@
+"""The transformer encoder in ONNX Runtime: padded batches in, per-window vectors out.
+
+The ONNX graph takes ``input_ids``, ``attention_mask`` (and ``token_type_ids`` for BERT-like
+models) of shape ``(batch, sequence)`` as int64 and returns ``last_hidden_state``
+``(batch, sequence, width)``. Padding positions are masked out of the attention, so a
+window's vectors do not depend on how it is batched; we therefore sort windows by length
+and batch similar lengths together, which wastes less work on padding than the single
+padded batch spacy-transformers builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .tokenization import EncodedWindow, TokenizerSettings
+
+FloatArray = npt.NDArray[np.float32]
+
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+TOKEN_TYPE_IDS = "token_type_ids"
+LAST_HIDDEN_STATE = "last_hidden_state"
+
+
+class OnnxEncoder:
+    """An ONNX Runtime session over an exported transformer encoder (CPU).
+
+    model: the ONNX model (bytes or a file path).
+    num_threads: intra-op threads of ONNX Runtime; 0 lets it use all physical cores.
+    max_batch_items: upper bound on ``batch * padded_length`` wordpieces per run, which
+        bounds the memory of one call the way ``max_batch_items`` does in spacy-transformers.
+    """
+
+    def __init__(self, model: bytes | str, *, num_threads: int = 0, max_batch_items: int = 4096):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            model, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = {item.name for item in self.session.get_inputs()}
+        self.max_batch_items = max_batch_items
+
+    def run_batch(
+        self, windows: Sequence[EncodedWindow], settings: TokenizerSettings
+    ) -> FloatArray:
+        """Pad ``windows`` on the right into one batch and return its last hidden state."""
+        length = max(len(window) for window in windows)
+        input_ids = np.full((len(windows), length), settings.pad_id, dtype=np.int64)
+        type_ids = np.full((len(windows), length), settings.pad_type_id, dtype=np.int64)
+        mask = np.zeros((len(windows), length), dtype=np.int64)
+        for row, window in enumerate(windows):
+            input_ids[row, : len(window)] = window.input_ids
+            type_ids[row, : len(window)] = window.type_ids
+            mask[row, : len(window)] = 1
+        feeds = {INPUT_IDS: input_ids, ATTENTION_MASK: mask}
+        if TOKEN_TYPE_IDS in self.input_names:
+            feeds[TOKEN_TYPE_IDS] = type_ids
+        (hidden,) = self.session.run([LAST_HIDDEN_STATE], feeds)
+        return np.asarray(hidden, dtype=np.float32)
+
+    def encode(
+        self, windows: Sequence[EncodedWindow], settings: TokenizerSettings
+    ) -> list[FloatArray]:
+        """Vectors ``(len(window), width)`` of each window, in the order given."""
+        outputs: list[FloatArray | None] = [None] * len(windows)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        batch: list[int] = []
+        for index in order:
+            # Sorted ascending, so the new window is the longest of the candidate batch.
+            if batch and (len(batch) + 1) * len(windows[index]) > self.max_batch_items:
+                self._run_into(outputs, batch, windows, settings)
+                batch = []
+            batch.append(index)
+        if batch:
+            self._run_into(outputs, batch, windows, settings)
+        filled = [output for output in outputs if output is not None]
+        assert len(filled) == len(windows), "every window is in exactly one batch"
+        return filled
+
+    def _run_into(
+        self,
+        outputs: list[FloatArray | None],
+        batch: list[int],
+        windows: Sequence[EncodedWindow],
+        settings: TokenizerSettings,
+    ) -> None:
+        hidden = self.run_batch([windows[i] for i in batch], settings)
+        for row, index in enumerate(batch):
+            outputs[index] = hidden[row, : len(windows[index])]

@@ -1,0 +1,76 @@
+"""Wordpiece vectors -> token vectors -> one doc vector, in NumPy.
+
+Two poolings happen between the encoder and the classifier in the trained pipeline:
+
+1. the ``TransformerListener`` with ``reduce_mean.v1`` averages, for each spaCy token,
+   the vectors of the wordpieces aligned to it (over all windows that contain the token;
+   a token with no wordpiece, e.g. a whitespace token, gets a zero vector);
+2. ``spacy.TextCatReduce.v1`` concatenates the first / last / max / mean over the doc's
+   token vectors (whichever are enabled, in that order).
+
+Both are plain functions of arrays here so they can be tested against thinc directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse, special
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+REDUCTIONS = ("first", "last", "max", "mean")
+"""The doc reductions of TextCatReduce.v1, in the order it concatenates them."""
+
+
+def mean_pool_tokens(
+    hidden: FloatArray, tokens: IntArray, pieces: IntArray, n_tokens: int
+) -> FloatArray:
+    """Average of the wordpiece rows of ``hidden`` aligned to each token.
+
+    hidden: ``(n_wordpieces, width)`` vectors of all wordpieces of one doc.
+    tokens / pieces: the alignment as pairs (token ``tokens[i]`` owns row ``pieces[i]``);
+    a pair appears once. Tokens without pairs get zeros, like thinc's ``reduce_mean``.
+    """
+    counts = np.bincount(tokens, minlength=n_tokens).astype(np.float32)
+    weights = 1.0 / counts[tokens]
+    pooling = sparse.csr_matrix(
+        (weights, (tokens, pieces)), shape=(n_tokens, hidden.shape[0]), dtype=np.float32
+    )
+    return np.asarray(pooling @ hidden, dtype=np.float32)
+
+
+def reduce_doc(token_vectors: FloatArray, reductions: Sequence[str]) -> FloatArray:
+    """One doc vector: the enabled reductions over its tokens, concatenated.
+
+    ``reductions`` is a subsequence of :data:`REDUCTIONS` (kept in that order). The doc
+    must have at least one token; empty docs are handled by the caller.
+    """
+    parts: list[FloatArray] = []
+    for reduction in reductions:
+        if reduction == "first":
+            parts.append(token_vectors[0])
+        elif reduction == "last":
+            parts.append(token_vectors[-1])
+        elif reduction == "max":
+            parts.append(token_vectors.max(axis=0))
+        elif reduction == "mean":
+            parts.append(token_vectors.mean(axis=0, dtype=np.float32))
+        else:
+            raise ValueError(f"unknown reduction '{reduction}'; expected one of {REDUCTIONS}")
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def softmax(logits: FloatArray) -> FloatArray:
+    """Row-wise softmax with the maximum subtracted first (as thinc does, in float32)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    return (exps / exps.sum(axis=-1, keepdims=True)).astype(np.float32, copy=False)
+
+
+def sigmoid(logits: FloatArray) -> FloatArray:
+    """Element-wise logistic function (thinc's ``Logistic`` layer), without overflow warnings."""
+    return np.asarray(special.expit(logits), dtype=np.float32)

@@ -1,0 +1,106 @@
+"""Build a pip-installable pipeline wheel, plus a wheel of this package beside it.
+
+``spacy package`` does the packaging; this module adds what a user of the wheel needs
+to trust it: the label set, the *test* metrics (not the dev scores spaCy records during
+training) and the data description go into ``meta.json``, and the pipeline requires
+``spacy-textcat-kit`` so its custom components resolve through entry points. The
+package's own wheel is written to the same directory, so
+``pip install --find-links packages/ packages/<pipeline>.whl`` needs no other source.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import srsly
+
+from . import __version__
+
+KIT_DISTRIBUTION = "spacy-textcat-kit"
+
+
+def kit_source_dir() -> Path:
+    """The source tree of this package (the directory holding ``pyproject.toml``)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").exists():
+        raise FileNotFoundError(
+            f"[E020] Cannot find the spacy-textcat-kit source tree above {__file__}; pass "
+            "--kit-source with the directory holding its pyproject.toml."
+        )
+    return root
+
+
+def _performance(metrics: dict[str, Any]) -> dict[str, float]:
+    keys = ("accuracy", "macro_p", "macro_r", "macro_f", "micro_p", "micro_r", "micro_f",
+            "macro_auc")
+    perf = {f"test_{key}": float(metrics[key]) for key in keys if key in metrics}
+    for key, value in metrics.get("calibration", {}).items():
+        perf[f"test_{key}"] = float(value)
+    return perf
+
+
+def build_meta(
+    model_dir: Path,
+    name: str,
+    version: str,
+    metrics: dict[str, Any] | None,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
+    meta = srsly.read_json(model_dir / "meta.json")
+    meta["name"] = name
+    meta["version"] = version
+    meta.setdefault("description", "Text classifier trained with spacy-textcat-kit")
+    requirement = f"{KIT_DISTRIBUTION}>={__version__}"
+    requirements = [r for r in meta.get("requirements", []) if KIT_DISTRIBUTION not in r]
+    meta["requirements"] = [*requirements, requirement]
+    if metrics is not None:
+        meta["performance"] = {**meta.get("performance", {}), **_performance(metrics)}
+    meta["textcat_kit"] = {
+        "version": __version__,
+        "task": metrics.get("task") if metrics else None,
+        "test_metrics": {k: v for k, v in (metrics or {}).items() if k != "per_label"},
+        "per_label": (metrics or {}).get("per_label", {}),
+        "data": data or {},
+    }
+    return meta
+
+
+def package_pipeline(
+    model_dir: Path,
+    output_dir: Path,
+    *,
+    name: str,
+    version: str,
+    metrics_path: Path | None = None,
+    data_path: Path | None = None,
+    kit_source: Path | None = None,
+) -> tuple[Path, Path]:
+    """Write the pipeline wheel and the package wheel to ``output_dir``; return both paths."""
+    metrics = srsly.read_json(metrics_path) if metrics_path else None
+    data = srsly.read_json(data_path) if data_path else None
+    meta = build_meta(model_dir, name, version, metrics, data)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        meta_path = Path(tmp) / "meta.json"
+        srsly.write_json(meta_path, meta)
+        subprocess.run(
+            [sys.executable, "-m", "spacy", "package", str(model_dir), str(output_dir),
+             "--meta-path", str(meta_path), "--name", name, "--version", version,
+             "--build", "wheel", "--force"],
+            check=True,
+        )
+    lang = meta["lang"]
+    pipeline_wheels = sorted((output_dir / f"{lang}_{name}-{version}" / "dist").glob("*.whl"))
+    if not pipeline_wheels:
+        raise FileNotFoundError(f"[E021] spacy package wrote no wheel under {output_dir}")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(output_dir),
+         str(kit_source or kit_source_dir())],
+        check=True,
+    )
+    kit_wheels = sorted(output_dir.glob("spacy_textcat_kit-*.whl"))
+    return pipeline_wheels[-1], kit_wheels[-1]

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: small, local, deterministic models (no hub, no network)."""
