@@ -9,16 +9,22 @@ import numpy as np
 import pytest
 import spacy
 from spacy.language import Language
-from spacy.pipeline.textcat import single_label_bow_config, single_label_cnn_config
+from spacy.pipeline.textcat import (
+    TextCategorizer,
+    single_label_bow_config,
+    single_label_cnn_config,
+)
 from spacy.pipeline.textcat_multilabel import multi_label_bow_config, multi_label_cnn_config
 from spacy.training import Example
 from spacy.util import fix_random_seed, registry
 from thinc.api import Adam, Config
 
-# Importing registers the factories and losses until the package's entry points do it.
-import textcat_kit.pipeline.weighted_textcat  # noqa: F401
 from textcat_kit.errors import ConfigError
 from textcat_kit.pipeline.losses import ClassWeightedLoss, CrossEntropyLoss, FocalLoss
+from textcat_kit.pipeline.weighted_textcat import (
+    WeightedMultiLabelTextCategorizer,
+    WeightedTextCategorizer,
+)
 
 EXCLUSIVE = "textcat_kit_textcat"
 MULTILABEL = "textcat_kit_textcat_multilabel"
@@ -76,15 +82,24 @@ def make_nlp(
     return nlp
 
 
+def textcat_of(nlp: Language, name: str = "textcat") -> WeightedTextCategorizer:
+    """The weighted classifier ``name`` of ``nlp`` (typed for the checks below)."""
+    pipe = nlp.get_pipe(name)
+    assert isinstance(pipe, WeightedTextCategorizer | WeightedMultiLabelTextCategorizer)
+    return pipe
+
+
 def make_examples(nlp: Language, data: list[tuple[str, dict[str, float]]]) -> list[Example]:
     return [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in data]
 
 
-def train(nlp: Language, examples: list[Example], n_iter: int) -> list[float]:
+def train(
+    nlp: Language, examples: list[Example], n_iter: int, learn_rate: float = 0.05
+) -> list[float]:
     """Initialize and update on ``examples``; a high learning rate keeps the tests short."""
     fix_random_seed(0)
     nlp.initialize(lambda: examples)
-    optimizer = Adam(learn_rate=0.05)
+    optimizer = Adam(learn_rate=learn_rate)
     history = []
     for _ in range(n_iter):
         losses: dict[str, float] = {}
@@ -115,7 +130,8 @@ def test_every_registered_name_resolves() -> None:
 def test_factories_work_stand_alone_with_spacys_default_model() -> None:
     for factory, data in ((EXCLUSIVE, EXCLUSIVE_DATA), (MULTILABEL, MULTILABEL_DATA)):
         nlp = spacy.blank("en")
-        textcat = nlp.add_pipe(factory)
+        nlp.add_pipe(factory)
+        textcat = textcat_of(nlp, factory)
         assert nlp.config["components"][factory]["model"]["@architectures"] == (
             "spacy.TextCatEnsemble.v2"
         )
@@ -125,7 +141,7 @@ def test_factories_work_stand_alone_with_spacys_default_model() -> None:
             "max_weight": 10.0,
         }
         examples = make_examples(nlp, data)
-        optimizer = nlp.initialize(lambda examples=examples: examples)
+        optimizer = nlp.initialize(lambda: examples)  # noqa: B023 (called right here)
         losses = nlp.update(examples, sgd=optimizer)
         assert losses[factory] > 0
         assert set(nlp("a new text").cats) == set(textcat.labels)
@@ -149,8 +165,8 @@ def test_output_gradient_is_detected_from_the_models_last_layer() -> None:
     for factory, model, expected in cases:
         nlp = spacy.blank("en")
         config = {} if model is None else {"model": model}
-        textcat = nlp.add_pipe(factory, config=config)
-        assert textcat.resolved_output_gradient() == expected, (factory, model)
+        nlp.add_pipe(factory, config=config)
+        assert textcat_of(nlp, factory).resolved_output_gradient() == expected, (factory, model)
 
 
 def test_a_model_without_an_activation_is_rejected_with_a_clear_error() -> None:
@@ -166,7 +182,7 @@ def test_a_model_without_an_activation_is_rejected_with_a_clear_error() -> None:
 
 def test_get_loss_equals_hand_computed_weighted_loss_on_a_softmax_model() -> None:
     nlp = make_nlp(EXCLUSIVE, BALANCED, model=model_config(single_label_cnn_config))
-    textcat = nlp.get_pipe("textcat")
+    textcat = textcat_of(nlp)
     examples = make_examples(nlp, EXCLUSIVE_DATA)
     nlp.initialize(lambda: examples)
     # 22 docs, 3 classes: weights 22 / (3 * 10) for POS and NEG, 22 / (3 * 2) for RARE
@@ -193,14 +209,16 @@ def test_cross_entropy_on_a_softmax_model_reproduces_spacys_gradient() -> None:
     nlp.initialize(lambda: examples)
     stock.initialize(lambda: examples)
     scores = np.random.default_rng(0).dirichlet(np.ones(3), size=len(examples)).astype("f")
-    _, ours = nlp.get_pipe("textcat").get_loss(examples, scores)
-    _, spacys = stock.get_pipe("textcat").get_loss(examples, scores)
+    _, ours = textcat_of(nlp).get_loss(examples, scores)
+    stock_textcat = stock.get_pipe("textcat")
+    assert isinstance(stock_textcat, TextCategorizer)
+    _, spacys = stock_textcat.get_loss(examples, scores)
     np.testing.assert_allclose(ours, spacys, atol=1e-6)
 
 
 def test_missing_labels_get_a_zero_gradient() -> None:
     nlp = make_nlp(MULTILABEL, BALANCED, model=model_config(multi_label_cnn_config))
-    textcat = nlp.get_pipe("textcat")
+    textcat = textcat_of(nlp)
     examples = make_examples(nlp, MULTILABEL_DATA)
     nlp.initialize(lambda: examples)
     assert textcat.labels == ("JOY", "GRIEF")
@@ -217,7 +235,7 @@ def test_balanced_multilabel_weights_count_only_annotated_docs() -> None:
     nlp = make_nlp(MULTILABEL, BALANCED)
     examples = make_examples(nlp, MULTILABEL_DATA)
     nlp.initialize(lambda: examples)
-    weights = nlp.get_pipe("textcat").loss.label_weights_
+    weights = textcat_of(nlp).loss.label_weights_
     # JOY: 9 positive of 15 annotated; GRIEF: 2 positive of 14 annotated (one doc missing it)
     assert weights == pytest.approx({"JOY": 6 / 9, "GRIEF": 12 / 2})
 
@@ -226,7 +244,7 @@ def test_explicit_weights_are_used_and_checked_against_the_labels() -> None:
     loss = {"@misc": "textcat_kit.ClassWeightedLoss.v1", "weights": {"RARE": 5.0}}
     nlp = make_nlp(EXCLUSIVE, loss)
     nlp.initialize(lambda: make_examples(nlp, EXCLUSIVE_DATA))
-    assert nlp.get_pipe("textcat").loss.label_weights_ == {"POS": 1.0, "NEG": 1.0, "RARE": 5.0}
+    assert textcat_of(nlp).loss.label_weights_ == {"POS": 1.0, "NEG": 1.0, "RARE": 5.0}
     loss = {"@misc": "textcat_kit.ClassWeightedLoss.v1", "weights": {"RAER": 5.0}}
     nlp = make_nlp(EXCLUSIVE, loss)
     with pytest.raises(ConfigError, match=r"\[E184\].*'RAER'"):
@@ -235,7 +253,7 @@ def test_explicit_weights_are_used_and_checked_against_the_labels() -> None:
 
 def test_balanced_weights_without_initialize_raise_a_clear_error() -> None:
     nlp = make_nlp(EXCLUSIVE, BALANCED)
-    textcat = nlp.get_pipe("textcat")
+    textcat = textcat_of(nlp)
     for label in ("POS", "NEG", "RARE"):
         textcat.add_label(label)
     examples = make_examples(nlp, EXCLUSIVE_DATA[:1])
@@ -318,23 +336,23 @@ def trained_pipeline(factory: str = EXCLUSIVE) -> Language:
 
 def test_component_to_bytes_from_bytes_restores_the_weights() -> None:
     nlp = trained_pipeline()
-    textcat = nlp.get_pipe("textcat")
-    fresh = make_nlp(EXCLUSIVE, BALANCED).get_pipe("textcat")
+    textcat = textcat_of(nlp)
+    fresh = textcat_of(make_nlp(EXCLUSIVE, BALANCED))
     assert fresh.loss.label_weights_ is None
     fresh.from_bytes(textcat.to_bytes())
     assert fresh.loss.label_weights_ == textcat.loss.label_weights_
     assert fresh.loss.label_weights_["RARE"] == pytest.approx(22 / 6)
-    excluded = make_nlp(EXCLUSIVE, BALANCED).get_pipe("textcat")
+    excluded = textcat_of(make_nlp(EXCLUSIVE, BALANCED))
     excluded.from_bytes(textcat.to_bytes(), exclude=["loss"])
     assert excluded.loss.label_weights_ is None
 
 
 def test_component_to_disk_from_disk_restores_the_weights(tmp_path: Path) -> None:
     nlp = trained_pipeline(MULTILABEL)
-    textcat = nlp.get_pipe("textcat")
+    textcat = textcat_of(nlp)
     textcat.to_disk(tmp_path / "textcat")
     assert (tmp_path / "textcat" / "loss.json").exists()
-    fresh = make_nlp(MULTILABEL, BALANCED).get_pipe("textcat")
+    fresh = textcat_of(make_nlp(MULTILABEL, BALANCED))
     fresh.from_disk(tmp_path / "textcat")
     assert fresh.labels == textcat.labels
     assert fresh.loss.label_weights_ == textcat.loss.label_weights_
@@ -345,9 +363,9 @@ def test_pipeline_saved_and_loaded_with_spacy_load(tmp_path: Path) -> None:
     nlp = trained_pipeline()
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
-    textcat = loaded.get_pipe("textcat")
+    textcat = textcat_of(loaded)
     assert loaded.config["components"]["textcat"]["factory"] == EXCLUSIVE
-    assert textcat.loss.label_weights_ == nlp.get_pipe("textcat").loss.label_weights_
+    assert textcat.loss.label_weights_ == textcat_of(nlp).loss.label_weights_
     for text in ("the zebra escaped", "I love this", ""):
         assert loaded(text).cats == pytest.approx(nlp(text).cats)
     # the fitted weights stay out of cfg, which spaCy passes to the scorer as kwargs
@@ -356,3 +374,42 @@ def test_pipeline_saved_and_loaded_with_spacy_load(tmp_path: Path) -> None:
     examples = make_examples(loaded, EXCLUSIVE_DATA)
     losses = loaded.update(examples, sgd=loaded.resume_training())
     assert losses["textcat"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory", [EXCLUSIVE, MULTILABEL])
+def test_transformer_listener_model_trains_saves_and_loads(factory: str, tmp_path: Path) -> None:
+    """The weighted classifiers drive a spacy-transformers pipeline (tiny local BERT)."""
+    pytest.importorskip("spacy_transformers")
+    from textcat_kit.testing.tiny_transformer import build_tiny_transformer
+
+    data = EXCLUSIVE_DATA if factory == EXCLUSIVE else MULTILABEL_DATA
+    model_dir = build_tiny_transformer(tmp_path / "bert", [t for t, _ in data] * 3, vocab_size=200)
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": str(model_dir),
+                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1"},
+            }
+        },
+    )
+    model = model_config(
+        single_label_cnn_config if factory == EXCLUSIVE else multi_label_cnn_config
+    )
+    model["tok2vec"] = {
+        "@architectures": "spacy-transformers.TransformerListener.v1",
+        "grad_factor": 1.0,
+        "pooling": {"@layers": "reduce_mean.v1"},
+    }
+    loss = {"@misc": "textcat_kit.FocalLoss.v1", "gamma": 2.0, "weights": "balanced"}
+    nlp.add_pipe(factory, name="textcat", config={"model": model, "loss": loss})
+    history = train(nlp, make_examples(nlp, data), n_iter=5, learn_rate=0.001)
+    assert history[-1] < history[0]
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert textcat_of(loaded).loss.label_weights_ == textcat_of(nlp).loss.label_weights_
+    for text, _ in data[:3]:
+        assert loaded(text).cats == pytest.approx(nlp(text).cats, abs=1e-5)

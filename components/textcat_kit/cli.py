@@ -88,6 +88,38 @@ def evaluate_command(
     typer.echo(f"wrote {output_dir / 'metrics.json'} and {output_dir / 'report.md'}")
 
 
+@app.command("tune")
+def tune_command(
+    model: str = typer.Argument(..., help="Trained pipeline (e.g. training/x/model-best)."),
+    dev: Path = typer.Argument(..., exists=True, dir_okay=False, help="Held-out .spacy file (dev split; never the test split)."),
+    output_dir: Path = typer.Option(..., help="Where the tuned pipeline is written (atomically)."),
+    calibration: str = typer.Option("auto", help="auto | temperature | platt | isotonic."),
+    objective: str = typer.Option("f1", help="f1 | fbeta | recall_at_precision | precision_at_recall."),
+    beta: float = typer.Option(1.0, help="beta of fbeta."),
+    target: Optional[float] = typer.Option(None, help="Precision / recall floor of the constrained objectives."),
+    abstain_precision: Optional[float] = typer.Option(None, help="Exclusive: abstain below the confidence that reaches this precision on dev."),
+    ensure_one_label: bool = typer.Option(False, "--ensure-one-label", help="Multi-label: always decide at least the top label."),
+    n_folds: int = typer.Option(5, help="Folds for cross-fitting calibrator and thresholds."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Fit a calibrator and per-label thresholds on dev and save a pipeline that applies them."""
+    from .tuning import tune_pipeline
+
+    summary = tune_pipeline(
+        model, dev, output_dir, calibration=calibration, n_folds=n_folds, seed=seed,
+        decision_config={
+            "objective": objective, "beta": beta, "target": target,
+            "abstain_precision": abstain_precision, "ensure_one_label": ensure_one_label,
+            "n_folds": n_folds,
+        },
+    )
+    typer.echo(f"calibration: {summary['calibration_method']}; dev (cross-fitted) "
+               f"{ {k: round(v, 4) for k, v in summary['dev_calibration_cross_fitted'].items()} }")
+    if summary["abstain"]:
+        typer.echo(f"abstain: {summary['abstain']}")
+    typer.echo(f"wrote {output_dir}")
+
+
 @app.command("package")
 def package_command(
     model_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Pipeline directory to package."),

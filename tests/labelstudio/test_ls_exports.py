@@ -12,6 +12,7 @@ import pytest
 from ls_testing import REAL_EXPORTS
 
 from textcat_kit.errors import DataError
+from textcat_kit.labelstudio.aggregate import TiePolicy
 from textcat_kit.labelstudio.config import (
     LabelingScheme,
     load_labeling_scheme,
@@ -91,9 +92,9 @@ def test_accounting_matches_manifest(project: str, file_name: str) -> None:
     assert summary.dropped == expected["dropped"]
     assert summary.is_balanced()
     assert summary.to_dict()["balanced"] is True
-    assert sorted(summary.dropped_task_ids) == expected["dropped_ids"]
+    assert sorted(int(i or 0) for i in summary.dropped_task_ids) == expected["dropped_ids"]
     assert sorted(c["task_id"] for c in summary.conflicts) == expected["dropped_ids"]
-    assert sorted(t.task_id for t in result.unlabelled) == expected["unlabelled_ids"]
+    assert sorted(int(t.task_id or 0) for t in result.unlabelled) == expected["unlabelled_ids"]
     assert len(result.records) == summary.imported
 
 
@@ -127,7 +128,7 @@ def test_ground_truth_flag_is_used_in_json(real_exports: Path) -> None:
     assert resolution[gt_id] == "ground_truth"
 
 
-def _examples(project: str, file_name: str, ties: str) -> set[tuple[Any, ...]]:
+def _examples(project: str, file_name: str, ties: TiePolicy) -> set[tuple[Any, ...]]:
     result = import_export(REAL_EXPORTS / project / file_name, _scheme(project), ties=ties)
     return {
         (
@@ -141,7 +142,7 @@ def _examples(project: str, file_name: str, ties: str) -> set[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("ties", ["drop", "first", "soft"])
 @pytest.mark.parametrize("project", PROJECTS)
-def test_same_training_examples_from_every_format(project: str, ties: str) -> None:
+def test_same_training_examples_from_every_format(project: str, ties: TiePolicy) -> None:
     reference = _examples(project, SAME_PROJECT_FORMATS[0], ties)
     assert reference
     for file_name in SAME_PROJECT_FORMATS[1:]:
@@ -218,7 +219,7 @@ def test_unknown_label_names_task_annotation_and_label() -> None:
         tasks[4]["annotations"][0]["result"][0]["value"]["choices"] = ["lost_or_stolen_card"]
 
     with pytest.raises(DataError) as info:
-        parse_export(edit and _edited(edit), _scheme("banking77_single"), source="x.json")
+        parse_export(_edited(edit), _scheme("banking77_single"), source="x.json")
     message = str(info.value)
     assert "[E113]" in message
     assert "task id 5" in message and "annotation 6" in message

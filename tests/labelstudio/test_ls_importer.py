@@ -24,13 +24,14 @@ def test_write_import_docs_have_explicit_cats_and_task_ids(tmp_path: Path) -> No
     scheme = load_labeling_scheme(GOEMOTIONS / "label_config.xml")
     result = import_export(GOEMOTIONS / "export_JSON_all_tasks.json", scheme, ties="soft")
     output = tmp_path / "corpus" / "train.spacy"
-    n_docs = write_import(
+    written = write_import(
         result,
         output,
         unlabelled_output=tmp_path / "unlabelled.jsonl",
         summary_output=tmp_path / "summary.json",
     )
-    assert n_docs == result.summary.imported == 23
+    assert written == {"train": 23}
+    assert result.summary.imported == 23
     docs = list(DocBin().from_disk(output).get_docs(spacy.blank("en").vocab))
     assert len(docs) == 23
     for doc in docs:
@@ -126,3 +127,36 @@ def test_cli_import_rejects_unknown_tie_policy_and_format(tmp_path: Path) -> Non
     assert "[E117]" in runner.invoke(app, [*base, "--format", "XML"]).output
     forced = runner.invoke(app, [*base, "--format", "csv"])
     assert forced.exit_code == 0, forced.output
+
+
+def test_cli_import_splits_train_dev_test(tmp_path: Path) -> None:
+    parts = {part: tmp_path / f"{part}.spacy" for part in ("train", "dev", "test")}
+    result = runner.invoke(
+        app,
+        [
+            "import", str(BANKING / "export_JSON_all_tasks.json"), str(parts["train"]),
+            "--config", str(BANKING / "label_config.xml"),
+            "--dev-output", str(parts["dev"]), "--dev-fraction", "0.2",
+            "--test-output", str(parts["test"]), "--test-fraction", "0.2",
+            "--summary", str(tmp_path / "summary.json"), "--seed", "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    vocab = spacy.blank("en").vocab
+    ids = {
+        part: {doc.user_data[TASK_ID_KEY] for doc in DocBin().from_disk(path).get_docs(vocab)}
+        for part, path in parts.items()
+    }
+    assert sum(map(len, ids.values())) == 36
+    assert not (ids["train"] & ids["dev"] or ids["train"] & ids["test"] or ids["dev"] & ids["test"])
+    assert 5 <= len(ids["dev"]) <= 9 and 5 <= len(ids["test"]) <= 9
+    splits = srsly.read_json(tmp_path / "summary.json")["splits"]
+    assert splits == {part: len(found) for part, found in ids.items()}
+    bad = runner.invoke(
+        app,
+        [
+            "import", str(BANKING / "export_JSON_all_tasks.json"), str(parts["train"]),
+            "--config", str(BANKING / "label_config.xml"), "--dev-output", str(parts["dev"]),
+        ],
+    )
+    assert bad.exit_code == 1 and "[E134]" in bad.output

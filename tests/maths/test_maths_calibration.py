@@ -216,7 +216,7 @@ def test_label_names_must_match_the_columns():
 def _imported_modules(path: Path, package_root: Path) -> set[str]:
     """Absolute names of the modules ``path`` imports (relative imports resolved)."""
     package = ".".join(path.relative_to(package_root.parent).with_suffix("").parts[:-1])
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

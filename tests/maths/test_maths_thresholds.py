@@ -56,7 +56,7 @@ score_values = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     data=st.lists(st.tuples(score_values, st.booleans()), min_size=1, max_size=40),
     objective=st.sampled_from(["f1", "fbeta", "recall_at_precision", "precision_at_recall"]),
@@ -146,7 +146,7 @@ def test_best_global_threshold_maximises_macro_f1_over_its_grid_and_exactly():
 # --- tuning --------------------------------------------------------------------------------
 
 
-def multilabel_with_rare_labels(seed: int, n_tune: int = 3000, n_test: int = 20000):
+def multilabel_with_rare_labels(seed: int, n_tune: int = 3000, n_test: int = 10000):
     """Three frequent labels and nine rare ones (~15 tuning positives) of equal difficulty.
 
     Scores are calibrated posteriors, so rare labels share their true best threshold and
@@ -166,18 +166,22 @@ def multilabel_with_rare_labels(seed: int, n_tune: int = 3000, n_test: int = 200
 
 def test_tuned_thresholds_beat_naive_per_label_search_on_held_out_data():
     labels = [f"label_{j}" for j in range(12)]
-    naive_scores, tuned_scores = [], []
+    naive_scores, tuned_scores, global_scores = [], [], []
     for seed in range(10):
-        (probs, gold), (test_probs, test_gold) = multilabel_with_rare_labels(seed)
+        (probs, gold), (test_probs, test_gold) = multilabel_with_rare_labels(seed, n_test=20000)
         naive = np.array([best_threshold(probs[:, j], gold[:, j]).threshold for j in range(12)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a rare label may dip under min_positives
             tuned = tune_thresholds(probs, gold, labels, seed=seed)
         naive_scores.append(_macro_f1(test_probs, test_gold, naive))
         tuned_scores.append(_macro_f1(test_probs, test_gold, tuned.as_array(labels)))
+        global_scores.append(_macro_f1(test_probs, test_gold, tuned.global_threshold))
     gains = np.array(tuned_scores) - np.array(naive_scores)
+    # Measured: mean gain +0.012 macro-F1, 9 of 10 seeds better; the global threshold
+    # alone is on par with the naive search here, and tuning beats it too (+0.010).
     assert gains.mean() > 0.005
     assert (gains > 0).sum() >= 7
+    assert np.mean(tuned_scores) > np.mean(global_scores)
 
 
 def test_rare_label_falls_back_to_the_global_threshold_and_warns_with_its_name():
@@ -206,13 +210,13 @@ def test_without_shrinkage_or_folds_tuning_is_the_exact_per_label_search():
 def test_shrinkage_pulls_each_label_towards_global_by_its_evidence():
     (probs, gold), _ = multilabel_with_rare_labels(2, n_test=1)
     labels = [str(j) for j in range(12)]
-    tuned = tune_thresholds(probs, gold, labels, shrinkage=20.0)
+    tuned = tune_thresholds(probs, gold, labels, shrinkage=20.0, min_positives=5)
     for info in tuned.per_label.values():
         assert info.weight == pytest.approx(info.n_positives / (info.n_positives + 20.0))
         assert info.raw == pytest.approx(np.mean(info.fold_thresholds))
         low, high = sorted([info.raw, tuned.global_threshold])
         assert low - 1e-12 <= info.final <= high + 1e-12
-    all_global = tune_thresholds(probs, gold, labels, shrinkage=float("inf"))
+    all_global = tune_thresholds(probs, gold, labels, shrinkage=float("inf"), min_positives=5)
     assert set(all_global.thresholds.values()) == {all_global.global_threshold}
 
 

@@ -20,6 +20,15 @@ from onnx_testing import (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """The test machine is small and shared: torch threads fighting over cores cost more
+    than they gain on 64-wide models."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from textcat_kit.testing.tiny_transformer import build_tiny_transformer

@@ -36,6 +36,7 @@ app = typer.Typer(
     help="Label Studio in and out: import exports, pull annotations, push predictions.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 TIES_HELP = (
@@ -76,6 +77,15 @@ def import_command(
         None, "--unlabelled", help="JSONL of tasks without annotations (input of push)"
     ),
     summary: Path | None = typer.Option(None, "--summary", help="Accounting as JSON"),
+    dev_output: Path | None = typer.Option(
+        None, "--dev-output", dir_okay=False, help="Also split off a dev .spacy file"
+    ),
+    dev_fraction: float = typer.Option(0.0, "--dev-fraction", help="Share of docs for dev"),
+    test_output: Path | None = typer.Option(
+        None, "--test-output", dir_okay=False, help="Also split off a test .spacy file"
+    ),
+    test_fraction: float = typer.Option(0.0, "--test-fraction", help="Share of docs for test"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the stratified splits"),
     lang: str = typer.Option("en", "--lang", help="spaCy language of the tokenizer"),
 ) -> None:
     """Convert a Label Studio export (JSON, JSON_MIN, CSV, TSV) into a .spacy corpus."""
@@ -83,11 +93,13 @@ def import_command(
         scheme = _scheme(config, choices_name, text_field, labels, exclusive)
         fmt = _export_format(export_format)
         result = import_export(export, scheme, ties=check_tie_policy(ties), export_format=fmt)
-        n_docs = write_import(
-            result, output, unlabelled_output=unlabelled, summary_output=summary, lang=lang
+        written = write_import(
+            result, output, dev_output=dev_output, dev_fraction=dev_fraction,
+            test_output=test_output, test_fraction=test_fraction, seed=seed,
+            unlabelled_output=unlabelled, summary_output=summary, lang=lang,
         )
         typer.echo(result.summary.render())
-        typer.echo(f"Wrote {n_docs} docs to {output}")
+        _echo_written(written, {"train": output, "dev": dev_output, "test": test_output})
 
 
 @app.command("pull")
@@ -106,6 +118,15 @@ def pull_command(
     raw_export: Path | None = typer.Option(
         None, "--raw-export", help="Also keep the downloaded JSON export (and its config)"
     ),
+    dev_output: Path | None = typer.Option(
+        None, "--dev-output", dir_okay=False, help="Also split off a dev .spacy file"
+    ),
+    dev_fraction: float = typer.Option(0.0, "--dev-fraction", help="Share of docs for dev"),
+    test_output: Path | None = typer.Option(
+        None, "--test-output", dir_okay=False, help="Also split off a test .spacy file"
+    ),
+    test_fraction: float = typer.Option(0.0, "--test-fraction", help="Share of docs for test"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the stratified splits"),
     lang: str = typer.Option("en", "--lang"),
 ) -> None:
     """Download a project's annotations from a live server into a .spacy corpus."""
@@ -120,11 +141,13 @@ def pull_command(
             text_field=text_field,
             raw_export_output=raw_export,
         )
-        n_docs = write_import(
-            result, output, unlabelled_output=unlabelled, summary_output=summary, lang=lang
+        written = write_import(
+            result, output, dev_output=dev_output, dev_fraction=dev_fraction,
+            test_output=test_output, test_fraction=test_fraction, seed=seed,
+            unlabelled_output=unlabelled, summary_output=summary, lang=lang,
         )
         typer.echo(result.summary.render())
-        typer.echo(f"Wrote {n_docs} docs to {output}")
+        _echo_written(written, {"train": output, "dev": dev_output, "test": test_output})
 
 
 @app.command("push")
@@ -167,6 +190,11 @@ def push_command(
             summary.parent.mkdir(parents=True, exist_ok=True)
             srsly.write_json(summary, result.to_dict())
         typer.echo(result.render())
+
+
+def _echo_written(written: dict[str, int], paths: dict[str, Path | None]) -> None:
+    for part, n_docs in written.items():
+        typer.echo(f"Wrote {n_docs} docs to {paths[part]}")
 
 
 def _scheme(

@@ -154,3 +154,7 @@ class LabelStudioErrors:
         "[E133] {path}: the labels file holds no labels. Write one label per line or a JSON "
         "list of strings."
     )
+    E134 = (
+        "[E134] {flag} is {fraction}: give a fraction in (0, 1) together with its output file "
+        "(--dev-output / --test-output), and keep dev + test below 1."
+    )

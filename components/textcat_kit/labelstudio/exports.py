@@ -335,7 +335,7 @@ def _tasks_from_table(
             if len(values) != len(header):
                 raise DataError(
                     Errors.E123.format(
-                        source=source, where=f"line {line}",
+                        source=source, where=where,
                         detail=f"the row has {len(values)} fields but the header has "
                         f"{len(header)}; the file is truncated or corrupt",
                     )

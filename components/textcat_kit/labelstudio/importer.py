@@ -17,8 +17,11 @@ from typing import Any
 import srsly
 
 from ..data.records import Record, write_records
+from ..data.split import stratified_split
+from ..errors import ConfigError
 from .aggregate import TiePolicy, agreement_report, decide, exclusion_reason
 from .config import LabelingScheme
+from .errors import LabelStudioErrors as Errors
 from .exports import Export, ExportFormat, Task, read_export
 
 #: ``Record.meta`` / ``doc.user_data`` key holding the Label Studio task id.
@@ -56,6 +59,7 @@ class ImportSummary:
     dropped_task_ids: list[int | None] = field(default_factory=list)
     agreement: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    splits: dict[str, int] = field(default_factory=dict)
 
     def is_balanced(self) -> bool:
         """Whether every task is accounted for exactly once."""
@@ -188,23 +192,66 @@ def import_export(
     return import_tasks(read_export(path, scheme, export_format=export_format), scheme, ties=ties)
 
 
+def split_records(
+    records: Sequence[Record], *, dev_fraction: float = 0.0, test_fraction: float = 0.0,
+    seed: int = 0,
+) -> dict[str, list[Record]]:
+    """Seeded stratified ``train`` / ``dev`` / ``test`` parts (a fraction of 0 = no part).
+
+    Test is split off first, then dev from the rest, each with the shared
+    :func:`~textcat_kit.data.split.stratified_split`; every record lands in one part.
+    """
+    rest: list[Record] = list(records)
+    test: list[Record] = []
+    if test_fraction:
+        rest, test = stratified_split(rest, test_fraction, seed)
+    dev: list[Record] = []
+    if dev_fraction:
+        rest, dev = stratified_split(rest, dev_fraction / (1.0 - test_fraction), seed)
+    return {"train": rest, "dev": dev, "test": test}
+
+
 def write_import(
     result: ImportResult,
     output: Path,
     *,
+    dev_output: Path | None = None,
+    dev_fraction: float = 0.0,
+    test_output: Path | None = None,
+    test_fraction: float = 0.0,
+    seed: int = 0,
     unlabelled_output: Path | None = None,
     summary_output: Path | None = None,
     lang: str = "en",
-) -> int:
+) -> dict[str, int]:
     """Write the ``.spacy`` corpus (every label explicit 0/1, task id in ``doc.user_data``),
-    the unlabelled tasks as JSONL and the summary as JSON; return the number of docs."""
-    n_docs = write_records(result.records, output, result.scheme.labels, lang)
+    optionally split into dev/test files, the unlabelled tasks as JSONL and the summary as
+    JSON; return the number of docs written per part."""
+    for path, fraction, flag in (
+        (dev_output, dev_fraction, "--dev-fraction"),
+        (test_output, test_fraction, "--test-fraction"),
+    ):
+        if (path is None) != (fraction == 0.0) or not 0.0 <= fraction < 1.0:
+            raise ConfigError(Errors.E134.format(flag=flag, fraction=fraction))
+    if dev_fraction + test_fraction >= 1.0:
+        raise ConfigError(Errors.E134.format(flag="--dev-fraction + --test-fraction",
+                                             fraction=dev_fraction + test_fraction))
+    parts = split_records(
+        result.records, dev_fraction=dev_fraction, test_fraction=test_fraction, seed=seed
+    )
+    paths = {"train": output, "dev": dev_output, "test": test_output}
+    written = {
+        part: write_records(parts[part], path, result.scheme.labels, lang)
+        for part, path in paths.items()
+        if path is not None
+    }
+    result.summary.splits = written
     if unlabelled_output is not None:
         write_unlabelled(result.unlabelled, unlabelled_output)
     if summary_output is not None:
         summary_output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(summary_output, result.summary.to_dict())
-    return n_docs
+    return written
 
 
 def write_unlabelled(tasks: Sequence[Task], path: Path) -> None:

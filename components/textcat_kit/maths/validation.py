@@ -141,12 +141,22 @@ def check_scores_targets(
 
 
 def check_range(
-    value: float, name: str, low: float, high: float, *, low_open: bool = False
+    value: float,
+    name: str,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    allow_inf: bool = False,
 ) -> float:
-    """Raise E154 unless ``low <= value <= high`` (``low < value`` if ``low_open``)."""
+    """Raise E154 unless ``low <= value <= high`` (``low < value`` if ``low_open``).
+
+    NaN is always rejected; infinity only unless ``allow_inf``.
+    """
     value = float(value)
     too_low = value <= low if low_open else value < low
-    if not np.isfinite(value) or too_low or value > high:
+    not_a_number = np.isnan(value) or (np.isinf(value) and not allow_inf)
+    if not_a_number or too_low or value > high:
         bracket = "(" if low_open else "["
         raise DataError(
             MathsErrors.E154.format(

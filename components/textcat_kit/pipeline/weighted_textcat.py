@@ -65,11 +65,13 @@ DEFAULT_LOSS = Config().from_str(default_loss_config)["loss"]
 OutputGradient = Literal["auto", "logits", "probabilities"]
 OUTPUT_GRADIENTS: tuple[str, ...] = ("auto", "logits", "probabilities")
 
-#: Last-layer names of thinc output layers and the gradient their backward pass expects.
-OUTPUT_LAYER_GRADIENTS: dict[str, str] = {
-    "softmax": "logits",
-    "softmax_activation": "probabilities",
-    "logistic": "probabilities",
+#: (last-layer name, exclusive classes) -> the gradient that layer's backward pass expects.
+#: Exclusive classes need a softmax and multi-label a sigmoid: other pairs (e.g. the legacy
+#: TextCatLowData, a sigmoid over exclusive classes) are not recognised.
+OUTPUT_LAYER_GRADIENTS: dict[tuple[str, bool], str] = {
+    ("softmax", True): "logits",
+    ("softmax_activation", True): "probabilities",
+    ("logistic", False): "probabilities",
 }
 
 #: Docs per chunk when counting labels at initialize (bounds memory on large corpora).
@@ -96,7 +98,8 @@ class WeightedTextcatErrors:
 
     E187 = (
         "[E187] Component '{name}': cannot tell what gradient the model's output layer "
-        "'{layer}' expects (known: {known}). Set output_gradient = \"logits\" in "
+        "'{layer}' expects for {task} classes (known: softmax or softmax_activation for "
+        'exclusive, logistic for multi-label). Set output_gradient = "logits" in '
         "[components.{name}] if the last layer passes its gradient straight to the logits "
         '(like thinc\'s Softmax), or "probabilities" if it back-propagates through a '
         "sigmoid/softmax activation (like Logistic). A model without an activation "
@@ -233,12 +236,11 @@ class _WeightedLossMixin(TextCategorizer):
             return self.output_gradient
         layer = _last_layer(self.model)
         try:
-            return OUTPUT_LAYER_GRADIENTS[layer.name]
+            return OUTPUT_LAYER_GRADIENTS[(layer.name, self.exclusive_classes)]
         except KeyError:
+            task = "exclusive" if self.exclusive_classes else "multi-label"
             raise ConfigError(
-                WeightedTextcatErrors.E187.format(
-                    name=self.name, layer=layer.name, known=sorted(OUTPUT_LAYER_GRADIENTS)
-                )
+                WeightedTextcatErrors.E187.format(name=self.name, layer=layer.name, task=task)
             ) from None
 
     def _fit_loss(self, get_examples: Callable[[], Iterable[Example]]) -> None:
@@ -275,9 +277,7 @@ class _WeightedLossMixin(TextCategorizer):
     ) -> "_WeightedLossMixin":
         """Load what :meth:`to_bytes` wrote, including the fitted loss weights."""
         super().from_bytes(bytes_data, exclude=exclude)
-        util.from_bytes(
-            bytes_data, {"loss": lambda b: self.loss.from_dict(json.loads(b))}, exclude
-        )
+        util.from_bytes(bytes_data, {"loss": lambda b: self.loss.from_dict(json.loads(b))}, exclude)
         return self
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:

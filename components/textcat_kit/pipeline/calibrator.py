@@ -1,0 +1,190 @@
+"""The calibrator: rewrites ``doc.cats`` into probabilities that mean what they say.
+
+spaCy's text classifiers are trained with a squared-error-style loss and nothing
+calibrates them: a 0.9 in ``doc.cats`` is not right nine times in ten. This component
+sits after ``textcat`` / ``textcat_multilabel`` (or a transformer-based classifier) and
+maps the scores through a calibrator fitted on held-out data by ``textcat-kit tune``:
+
+* ``temperature`` (exclusive classes): one temperature for all labels; never changes the
+  argmax, so accuracy is untouched.
+* ``platt`` / ``isotonic`` (multi-label): one binary calibrator per label.
+* ``auto``: temperature for an exclusive classifier, Platt for a multi-label one.
+
+The maths lives in :mod:`textcat_kit.maths.calibration`; this module only moves
+``doc.cats`` in and out of arrays, one batch at a time. Fitted state is JSON.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc
+from spacy.util import SimpleFrozenList
+
+from ..errors import ConfigError, Errors
+from ..maths.calibration import (
+    CALIBRATION_METHODS,
+    Calibrator,
+    PerLabelCalibration,
+    TemperatureScaling,
+    calibrator_from_dict,
+)
+from ._state import cats_to_array, pipe_batches, read_state, write_state
+
+STATE_FILE = "calibrator.json"
+
+
+@Language.factory(
+    "textcat_kit_calibrator",
+    default_config={"method": "auto", "min_positives": 10},
+    assigns=["doc.cats"],
+    requires=["doc.cats"],
+)
+def make_calibrator(nlp: Language, name: str, method: str, min_positives: int) -> Calibration:
+    """Create a calibrator; it is fitted by ``textcat-kit tune`` (or :meth:`Calibration.fit`)."""
+    return Calibration(nlp.vocab, name=name, method=method, min_positives=min_positives)
+
+
+class Calibration(Pipe):
+    """Maps raw classifier scores in ``doc.cats`` to calibrated probabilities.
+
+    Settings (from config): ``method`` and ``min_positives`` (per-label methods leave a
+    label with fewer positives in the tuning data uncalibrated). Fitted state:
+    ``labels`` and the calibrator's parameters, saved as ``calibrator.json``. An unfitted
+    calibrator passes scores through unchanged and warns once, so a pipeline that lists
+    it in its training config still trains and evaluates.
+    """
+
+    def __init__(
+        self,
+        vocab: Any,
+        name: str = "textcat_kit_calibrator",
+        *,
+        method: str = "auto",
+        min_positives: int = 10,
+    ) -> None:
+        if method not in ("auto", *CALIBRATION_METHODS):
+            raise ConfigError(
+                Errors.E013.format(
+                    what="calibration method",
+                    value=method,
+                    options=", ".join(("auto", *CALIBRATION_METHODS)),
+                )
+            )
+        self.vocab = vocab
+        self.name = name
+        self.method = method
+        self.min_positives = min_positives
+        self._labels: list[str] = []
+        self.calibrator: Calibrator | None = None
+        self._warned_unfitted = False
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self._labels)
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.calibrator is not None
+
+    def resolved_method(self, exclusive: bool) -> str:
+        if self.method != "auto":
+            return self.method
+        return "temperature" if exclusive else "platt"
+
+    def fit(
+        self, probs: np.ndarray, gold: np.ndarray, labels: list[str], exclusive: bool
+    ) -> Calibration:
+        """Fit on held-out raw scores ``probs`` and ``gold`` (both (n_docs, n_labels))."""
+        method = self.resolved_method(exclusive)
+        calibrator: Calibrator
+        if method == "temperature":
+            if not exclusive:
+                raise ConfigError(
+                    Errors.E013.format(
+                        what="calibration method for a multi-label classifier",
+                        value=method,
+                        options="platt, isotonic, auto",
+                    )
+                )
+            calibrator = TemperatureScaling().fit(probs, gold)
+        else:
+            calibrator = PerLabelCalibration(method, min_positives=self.min_positives).fit(  # type: ignore[arg-type]
+                probs, gold, labels
+            )
+        self.calibrator = calibrator
+        self._labels = list(labels)
+        return self
+
+    def transform(self, probs: np.ndarray) -> np.ndarray:
+        if self.calibrator is None:
+            return probs
+        return self.calibrator.transform(probs)
+
+    def _process(self, docs: list[Doc]) -> None:
+        if self.calibrator is None:
+            if not self._warned_unfitted:
+                warnings.warn(
+                    Errors.E011.format(name=self.name, what="calibrator")
+                    + " Scores pass through unchanged.",
+                    stacklevel=3,
+                )
+                self._warned_unfitted = True
+            return
+        if not docs:
+            return
+        calibrated = self.calibrator.transform(cats_to_array(docs, self.labels)).tolist()
+        labels = self._labels
+        for doc, row in zip(docs, calibrated):
+            doc.cats = dict(zip(labels, row))
+
+    def __call__(self, doc: Doc) -> Doc:
+        self._process([doc])
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        return pipe_batches(stream, batch_size, self._process)
+
+    def initialize(
+        self, get_examples: Callable[[], Iterable[Any]], *, nlp: Language | None = None
+    ) -> None:
+        """Nothing to learn from training data: calibrating on the examples the classifier
+        was trained on would learn its over-confidence. Fit on held-out data with
+        ``textcat-kit tune``."""
+
+    # Serialisation -------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "calibrator": self.calibrator.to_dict() if self.calibrator is not None else None,
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._labels = list(state.get("labels", []))
+        data = state.get("calibrator")
+        self.calibrator = calibrator_from_dict(data) if data else None
+
+    def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
+        return srsly.msgpack_dumps(self._state())
+
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> Calibration:
+        self._set_state(srsly.msgpack_loads(bytes_data))
+        return self
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
+        write_state(Path(path), STATE_FILE, self._state())
+
+    def from_disk(
+        self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> Calibration:
+        self._set_state(read_state(Path(path), STATE_FILE))
+        return self
