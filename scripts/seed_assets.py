@@ -28,13 +28,17 @@ def main(
     assets = srsly.read_yaml(project_dir / "project.yml")["assets"]
     if not shared.is_dir():
         typer.echo(f"No mirror at {shared}: downloading with `spacy project assets`.")
-        subprocess.run([sys.executable, "-m", "spacy", "project", "assets", str(project_dir)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "spacy", "project", "assets", str(project_dir)], check=True
+        )
         return
     for asset in assets:
         dest = project_dir / asset["dest"]
         source = shared / Path(asset["dest"]).relative_to("assets")
         if not source.exists():
-            raise SystemExit(f"{source} is missing from the mirror; run `spacy project assets` instead.")
+            raise SystemExit(
+                f"{source} is missing from the mirror; run `spacy project assets` instead."
+            )
         checksum = asset.get("checksum")
         if checksum and md5(source) != checksum:
             raise SystemExit(

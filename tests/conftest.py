@@ -39,8 +39,16 @@ def make_fresh_venv(path: Path) -> Path:
     venv.EnvBuilder(with_pip=True, clear=True).create(path)
     python = path / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--upgrade", "pip"],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--upgrade",
+            "pip",
+        ],
         check=True,
     )
     return python
@@ -56,7 +64,11 @@ def run_in(python: Path, code: str, **kwargs: object) -> subprocess.CompletedPro
     """Run ``code`` with ``python`` and return the completed process (text mode)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run(
-        [str(python), "-c", code], capture_output=True, text=True, env=env, check=False,
+        [str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -67,6 +79,7 @@ def cli_python() -> str:
 
 
 # --- small trained pipelines ---------------------------------------------------------------
+
 
 def train_bow_pipeline(
     records: list[tuple[str, list[str]]],
@@ -79,9 +92,18 @@ def train_bow_pipeline(
     fix_random_seed(seed)
     nlp = spacy.blank("en")
     factory = "textcat" if exclusive else "textcat_multilabel"
-    nlp.add_pipe(factory, config={"model": {
-        "@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": exclusive,
-        "ngram_size": 1, "no_output_layer": False, "length": 2**14}})
+    nlp.add_pipe(
+        factory,
+        config={
+            "model": {
+                "@architectures": "spacy.TextCatBOW.v3",
+                "exclusive_classes": exclusive,
+                "ngram_size": 1,
+                "no_output_layer": False,
+                "length": 2**14,
+            }
+        },
+    )
     examples = [
         Example.from_dict(nlp.make_doc(text), {"cats": {lab: float(lab in pos) for lab in labels}})
         for text, pos in records
@@ -96,16 +118,22 @@ def train_bow_pipeline(
     return nlp
 
 
-def banking77_subset(shared: Path, n_labels: int, per_label: int, offset: int = 0) -> list[tuple[str, list[str]]]:
+def banking77_subset(
+    shared: Path, n_labels: int, per_label: int, offset: int = 0
+) -> list[tuple[str, list[str]]]:
     rows: dict[str, list[str]] = {}
     with open(shared / "banking77" / "train.csv", newline="", encoding="utf8") as f:
         for row in csv.DictReader(f):
             rows.setdefault(row["category"], []).append(row["text"].strip())
     chosen = sorted(rows)[:n_labels]
-    return [(text, [label]) for label in chosen for text in rows[label][offset:offset + per_label]]
+    return [
+        (text, [label]) for label in chosen for text in rows[label][offset : offset + per_label]
+    ]
 
 
-def goemotions_subset(shared: Path, split: str, limit: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+def goemotions_subset(
+    shared: Path, split: str, limit: int
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
     names = (shared / "goemotions" / "emotions.txt").read_text().split()
     out = []
     with open(shared / "goemotions" / f"{split}.tsv", newline="", encoding="utf8") as f:

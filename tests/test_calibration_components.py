@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import spacy
-from conftest import write_docbin
 from spacy.training import Example
 
+from conftest import write_docbin
 from textcat_kit.evaluation import cats_matrix
 from textcat_kit.maths import metrics
 from textcat_kit.pipeline.decision import score_decisions
@@ -21,17 +21,22 @@ TEXTS = ["", "card", "I lost my card yesterday and need a new one " * 40, "top u
 
 
 @pytest.fixture(scope="module")
-def tuned_exclusive(banking_small: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def tuned_exclusive(
+    banking_small: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("tuned-exclusive")
     banking_small["nlp"].to_disk(tmp / "model")
     dev = write_docbin(banking_small["dev"], banking_small["labels"], tmp / "dev.spacy")
-    summary = tune_pipeline(tmp / "model", dev, tmp / "tuned",
-                            decision_config={"abstain_precision": 0.95})
+    summary = tune_pipeline(
+        tmp / "model", dev, tmp / "tuned", decision_config={"abstain_precision": 0.95}
+    )
     return {"dir": tmp / "tuned", "summary": summary, "raw": tmp / "model", **banking_small}
 
 
 @pytest.fixture(scope="module")
-def tuned_multilabel(goemotions_small: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def tuned_multilabel(
+    goemotions_small: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("tuned-multilabel")
     goemotions_small["nlp"].to_disk(tmp / "model")
     dev = write_docbin(goemotions_small["dev"], goemotions_small["labels"], tmp / "dev.spacy")
@@ -43,7 +48,9 @@ def tuned_multilabel(goemotions_small: dict[str, Any], tmp_path_factory: pytest.
 def test_tuned_pipeline_has_components_after_classifier(tuned_exclusive: dict[str, Any]) -> None:
     nlp = spacy.load(tuned_exclusive["dir"])
     assert nlp.pipe_names == ["textcat", "textcat_kit_calibrator", "textcat_kit_decision"]
-    state = json.loads((tuned_exclusive["dir"] / "textcat_kit_calibrator" / "calibrator.json").read_text())
+    state = json.loads(
+        (tuned_exclusive["dir"] / "textcat_kit_calibrator" / "calibrator.json").read_text()
+    )
     assert state["calibrator"]["method"] == "temperature"
     assert state["calibrator"]["temperature"] > 0
     assert not list(tuned_exclusive["dir"].rglob("*.pkl"))
@@ -59,10 +66,14 @@ def test_temperature_keeps_argmax_and_improves_nll(tuned_exclusive: dict[str, An
     p_cal = cats_matrix(list(tuned.pipe(texts)), labels)
     assert np.array_equal(p_raw.argmax(1), p_cal.argmax(1))
     assert np.allclose(p_cal.sum(1), 1.0)
-    assert metrics.log_loss(p_cal, gold, exclusive=True) < metrics.log_loss(p_raw, gold, exclusive=True)
+    assert metrics.log_loss(p_cal, gold, exclusive=True) < metrics.log_loss(
+        p_raw, gold, exclusive=True
+    )
 
 
-def test_pipe_equals_call_and_handles_edge_texts(tuned_exclusive: dict[str, Any], tuned_multilabel: dict[str, Any]) -> None:
+def test_pipe_equals_call_and_handles_edge_texts(
+    tuned_exclusive: dict[str, Any], tuned_multilabel: dict[str, Any]
+) -> None:
     for tuned in (tuned_exclusive, tuned_multilabel):
         nlp = spacy.load(tuned["dir"])
         # spaCy's own textcat scores a batch made only of empty docs as all-zero but an
@@ -113,7 +124,10 @@ def test_component_serialization_roundtrip(tuned_multilabel: dict[str, Any]) -> 
         assert a.cats == b.cats and a._.decided_labels == b._.decided_labels
     restored = spacy.load(tuned_multilabel["dir"])
     restored.from_bytes(nlp.to_bytes())
-    assert restored.get_pipe("textcat_kit_decision").thresholds == nlp.get_pipe("textcat_kit_decision").thresholds
+    assert (
+        restored.get_pipe("textcat_kit_decision").thresholds
+        == nlp.get_pipe("textcat_kit_decision").thresholds
+    )
 
 
 def test_decision_scorer_reports_tuned_thresholds(tuned_multilabel: dict[str, Any]) -> None:

@@ -25,7 +25,9 @@ def write(path: Path, text: str, encoding: str = "utf8") -> Path:
 
 
 def test_csv_with_embedded_newline_is_one_record_and_stripped(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.csv", 'text,category\r\n"\nWhere can I use my card?",card\r\nhi,other\r\n')
+    path = write(
+        tmp_path / "a.csv", 'text,category\r\n"\nWhere can I use my card?",card\r\nhi,other\r\n'
+    )
     result = read_file(path, ReadSettings(label_key="category"))
     assert [r.text for r in result.records] == ["Where can I use my card?", "hi"]
     assert [r.meta["line"] for r in result.records] == [2, 4]
@@ -45,14 +47,16 @@ def test_wrong_column_lists_available_columns(tmp_path: Path) -> None:
 
 
 def test_unknown_label_is_an_error_with_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.jsonl", '{"text": "x", "label": "a"}\n{"text": "y", "label": "zzz"}\n')
+    path = write(
+        tmp_path / "a.jsonl", '{"text": "x", "label": "a"}\n{"text": "y", "label": "zzz"}\n'
+    )
     with pytest.raises(DataError, match=r"\[E003\] .*a\.jsonl:2: label 'zzz'"):
         read_file(path, ReadSettings(), label_set=["a", "b"])
 
 
 def test_bad_encoding_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
-    path.write_bytes("text,label\nok,a\n".encode() + "caf\xe9,b\n".encode("latin1"))
+    path.write_bytes(b"text,label\nok,a\n" + "caf\xe9,b\n".encode("latin1"))
     with pytest.raises(DataError, match=r"\[E004\] .*a\.csv:3"):
         read_file(path, ReadSettings())
 
@@ -151,8 +155,9 @@ def test_report_counts_conflicts_and_rare_labels() -> None:
 
 def test_goemotions_report_lists_train_test_shared_texts(shared_data: Path) -> None:
     labels = read_labels_file(shared_data / "goemotions" / "emotions.txt")
-    settings = ReadSettings(columns=["text", "labels", "id"], multilabel=True,
-                            labels_are_indices=True)
+    settings = ReadSettings(
+        columns=["text", "labels", "id"], multilabel=True, labels_are_indices=True
+    )
     splits = {
         name: read_file(shared_data / "goemotions" / f"{name}.tsv", settings, labels).records
         for name in ("train", "test")
@@ -166,8 +171,11 @@ def test_goemotions_report_lists_train_test_shared_texts(shared_data: Path) -> N
 
 
 def test_corpus_command_writes_explicit_cats_and_accounts(tmp_path: Path) -> None:
-    rows = [{"text": f"text number {i} about {lab}", "label": lab}
-            for i in range(60) for lab in ("alpha", "beta", "gamma")]
+    rows = [
+        {"text": f"text number {i} about {lab}", "label": lab}
+        for i in range(60)
+        for lab in ("alpha", "beta", "gamma")
+    ]
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
     test = tmp_path / "test.jsonl"
@@ -175,8 +183,19 @@ def test_corpus_command_writes_explicit_cats_and_accounts(tmp_path: Path) -> Non
     out = tmp_path / "corpus"
     result = CliRunner().invoke(
         app,
-        ["corpus", "--train", str(train), "--test", str(test), "--output-dir", str(out),
-         "--report-dir", str(tmp_path / "report"), "--lenient", "--drop-leaked"],
+        [
+            "corpus",
+            "--train",
+            str(train),
+            "--test",
+            str(test),
+            "--output-dir",
+            str(out),
+            "--report-dir",
+            str(tmp_path / "report"),
+            "--lenient",
+            "--drop-leaked",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "181 rows in = 180 written + 1 skipped" in result.output

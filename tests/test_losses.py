@@ -336,6 +336,21 @@ def test_balanced_weights_are_capped_both_ways() -> None:
     np.testing.assert_allclose(weights, [0.25, 4.0])
 
 
+def test_balance_power_dampens_the_weights_before_the_cap() -> None:
+    counts, annotated = np.array([99, 1, 16]), np.array([100, 100, 80])
+    # raw n_neg / n_pos: 1/99, 99, 4; square roots: 0.1005, 9.95, 2
+    weights = balanced_class_weights(
+        counts, annotated_counts=annotated, exclusive=False, max_weight=None, power=0.5
+    )
+    np.testing.assert_allclose(weights, [np.sqrt(1 / 99), np.sqrt(99), 2.0])
+    weights = balanced_class_weights(
+        counts, annotated_counts=annotated, exclusive=False, max_weight=5.0, power=0.5
+    )
+    np.testing.assert_allclose(weights, [0.2, 5.0, 2.0])
+    weights = balanced_class_weights(counts, annotated_counts=annotated, exclusive=False, power=0)
+    np.testing.assert_allclose(weights, 1.0)
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
@@ -366,3 +381,5 @@ def test_errors_name_the_argument_and_have_codes() -> None:
         balanced_class_weights(np.array([1, 2]), exclusive=False)
     with pytest.raises(ConfigError, match=r"\[E181\] 'max_weight'"):
         balanced_class_weights(np.array([1, 2]), exclusive=True, max_weight=0.5)
+    with pytest.raises(ConfigError, match=r"\[E181\] 'power'"):
+        balanced_class_weights(np.array([1, 2]), exclusive=True, power=-1.0)

@@ -139,6 +139,7 @@ def test_factories_work_stand_alone_with_spacys_default_model() -> None:
             "@misc": "textcat_kit.ClassWeightedLoss.v1",
             "weights": "balanced",
             "max_weight": 10.0,
+            "balance_power": 1.0,
         }
         examples = make_examples(nlp, data)
         optimizer = nlp.initialize(lambda: examples)  # noqa: B023 (called right here)
@@ -238,6 +239,16 @@ def test_balanced_multilabel_weights_count_only_annotated_docs() -> None:
     weights = textcat_of(nlp).loss.label_weights_
     # JOY: 9 positive of 15 annotated; GRIEF: 2 positive of 14 annotated (one doc missing it)
     assert weights == pytest.approx({"JOY": 6 / 9, "GRIEF": 12 / 2})
+
+
+def test_balance_power_and_max_weight_reach_the_fitted_weights() -> None:
+    loss = {**BALANCED, "balance_power": 0.5, "max_weight": 2.0}
+    nlp = make_nlp(MULTILABEL, loss)
+    nlp.initialize(lambda: make_examples(nlp, MULTILABEL_DATA))
+    # JOY sqrt(6 / 9) = 0.816; GRIEF sqrt(12 / 2) = 2.449, capped at 2
+    assert textcat_of(nlp).loss.label_weights_ == pytest.approx(
+        {"JOY": (6 / 9) ** 0.5, "GRIEF": 2.0}
+    )
 
 
 def test_explicit_weights_are_used_and_checked_against_the_labels() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,24 +22,48 @@ def _root() -> None:
 
 @app.command("corpus")
 def corpus_command(
-    train: Path = typer.Option(..., exists=True, dir_okay=False, help="Training file (CSV/TSV/JSONL)."),
-    test: Path = typer.Option(..., exists=True, dir_okay=False, help="Test file, used only for the final evaluation."),
-    output_dir: Path = typer.Option(..., help="Where train/dev/test.spacy, labels.json and data.json go."),
-    dev: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Dev file; if absent a stratified split of train."),
+    train: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="Training file (CSV/TSV/JSONL)."
+    ),
+    test: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="Test file, used only for the final evaluation."
+    ),
+    output_dir: Path = typer.Option(
+        ..., help="Where train/dev/test.spacy, labels.json and data.json go."
+    ),
+    dev: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Dev file; if absent a stratified split of train."
+    ),
     text_key: str = typer.Option("text", help="Column / key holding the text."),
-    label_key: Optional[str] = typer.Option(None, help="Column / key holding the label(s); default: label | labels | cats."),
-    columns: Optional[str] = typer.Option(None, help="Comma-separated column names for header-less CSV/TSV."),
+    label_key: str | None = typer.Option(
+        None, help="Column / key holding the label(s); default: label | labels | cats."
+    ),
+    columns: str | None = typer.Option(
+        None, help="Comma-separated column names for header-less CSV/TSV."
+    ),
     multilabel: bool = typer.Option(False, "--multilabel", help="Several labels per text allowed."),
     label_sep: str = typer.Option(",", help="Separator of several labels in one CSV/TSV cell."),
-    labels: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Label set: JSON list or one per line."),
-    labels_are_indices: bool = typer.Option(False, "--labels-are-indices", help="Labels in the data are 0-based indices into --labels."),
-    dev_fraction: float = typer.Option(0.1, help="Share of train used as dev when there is no dev file."),
+    labels: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Label set: JSON list or one per line."
+    ),
+    labels_are_indices: bool = typer.Option(
+        False, "--labels-are-indices", help="Labels in the data are 0-based indices into --labels."
+    ),
+    dev_fraction: float = typer.Option(
+        0.1, help="Share of train used as dev when there is no dev file."
+    ),
     seed: int = typer.Option(0, help="Seed of the dev split."),
     lang: str = typer.Option("en", help="spaCy language code for tokenisation."),
-    drop_leaked: bool = typer.Option(False, "--drop-leaked", help="Drop dev/test texts that duplicate an earlier split (normalised)."),
+    drop_leaked: bool = typer.Option(
+        False,
+        "--drop-leaked",
+        help="Drop dev/test texts that duplicate an earlier split (normalised).",
+    ),
     min_count: int = typer.Option(20, help="Report labels with fewer examples than this."),
-    report_dir: Optional[Path] = typer.Option(None, help="Where data_report.{json,md} go."),
-    lenient: bool = typer.Option(False, "--lenient", help="Skip and count malformed rows instead of stopping."),
+    report_dir: Path | None = typer.Option(None, help="Where data_report.{json,md} go."),
+    lenient: bool = typer.Option(
+        False, "--lenient", help="Skip and count malformed rows instead of stopping."
+    ),
     name: str = typer.Option("", help="Dataset name recorded in data.json."),
 ) -> None:
     """Convert labelled CSV/TSV/JSONL into spaCy corpora with a data report."""
@@ -57,9 +80,19 @@ def corpus_command(
         lenient=lenient,
     )
     summary = build_corpus(
-        train=train, dev=dev, test=test, output_dir=output_dir, settings=settings,
-        labels_file=labels, dev_fraction=dev_fraction, seed=seed, lang=lang,
-        drop_leaked=drop_leaked, min_count=min_count, report_dir=report_dir, dataset_name=name,
+        train=train,
+        dev=dev,
+        test=test,
+        output_dir=output_dir,
+        settings=settings,
+        labels_file=labels,
+        dev_fraction=dev_fraction,
+        seed=seed,
+        lang=lang,
+        drop_leaked=drop_leaked,
+        min_count=min_count,
+        report_dir=report_dir,
+        dataset_name=name,
     )
     for split, acc in summary.accounting.items():
         skipped = sum(acc["skipped"].values())
@@ -75,14 +108,20 @@ def corpus_command(
 @app.command("evaluate")
 def evaluate_command(
     model: str = typer.Argument(..., help="Pipeline directory or installed package name."),
-    data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Held-out .spacy file (the test split)."),
+    data: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Held-out .spacy file (the test split)."
+    ),
     output_dir: Path = typer.Option(..., help="Where metrics.json and report.md go."),
 ) -> None:
-    """Evaluate a pipeline on a held-out split: per-label table, macro/micro P/R/F, AUC, calibration."""
+    """Evaluate a pipeline on a held-out split: per-label P/R/F, AUC, calibration."""
     from .evaluation import evaluate_to_dir
 
     result = evaluate_to_dir(model, data, output_dir)
-    summary = {k: round(result[k], 4) for k in ("accuracy", "macro_f", "micro_f", "macro_auc") if k in result}
+    summary = {
+        k: round(result[k], 4)
+        for k in ("accuracy", "macro_f", "micro_f", "macro_auc")
+        if k in result
+    }
     typer.echo(f"{data} ({result['n_docs']} docs, decisions: {result['decision_rule']}): {summary}")
     typer.echo(f"calibration: { {k: round(v, 4) for k, v in result['calibration'].items()} }")
     typer.echo(f"wrote {output_dir / 'metrics.json'} and {output_dir / 'report.md'}")
@@ -91,14 +130,27 @@ def evaluate_command(
 @app.command("tune")
 def tune_command(
     model: str = typer.Argument(..., help="Trained pipeline (e.g. training/x/model-best)."),
-    dev: Path = typer.Argument(..., exists=True, dir_okay=False, help="Held-out .spacy file (dev split; never the test split)."),
+    dev: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="Held-out .spacy file (dev split; never the test split).",
+    ),
     output_dir: Path = typer.Option(..., help="Where the tuned pipeline is written (atomically)."),
     calibration: str = typer.Option("auto", help="auto | temperature | platt | isotonic."),
-    objective: str = typer.Option("f1", help="f1 | fbeta | recall_at_precision | precision_at_recall."),
+    objective: str = typer.Option(
+        "f1", help="f1 | fbeta | recall_at_precision | precision_at_recall."
+    ),
     beta: float = typer.Option(1.0, help="beta of fbeta."),
-    target: Optional[float] = typer.Option(None, help="Precision / recall floor of the constrained objectives."),
-    abstain_precision: Optional[float] = typer.Option(None, help="Exclusive: abstain below the confidence that reaches this precision on dev."),
-    ensure_one_label: bool = typer.Option(False, "--ensure-one-label", help="Multi-label: always decide at least the top label."),
+    target: float | None = typer.Option(
+        None, help="Precision / recall floor of the constrained objectives."
+    ),
+    abstain_precision: float | None = typer.Option(
+        None, help="Exclusive: abstain below the confidence that reaches this precision on dev."
+    ),
+    ensure_one_label: bool = typer.Option(
+        False, "--ensure-one-label", help="Multi-label: always decide at least the top label."
+    ),
     n_folds: int = typer.Option(5, help="Folds for cross-fitting calibrator and thresholds."),
     seed: int = typer.Option(0),
 ) -> None:
@@ -106,15 +158,25 @@ def tune_command(
     from .tuning import tune_pipeline
 
     summary = tune_pipeline(
-        model, dev, output_dir, calibration=calibration, n_folds=n_folds, seed=seed,
+        model,
+        dev,
+        output_dir,
+        calibration=calibration,
+        n_folds=n_folds,
+        seed=seed,
         decision_config={
-            "objective": objective, "beta": beta, "target": target,
-            "abstain_precision": abstain_precision, "ensure_one_label": ensure_one_label,
+            "objective": objective,
+            "beta": beta,
+            "target": target,
+            "abstain_precision": abstain_precision,
+            "ensure_one_label": ensure_one_label,
             "n_folds": n_folds,
         },
     )
-    typer.echo(f"calibration: {summary['calibration_method']}; dev (cross-fitted) "
-               f"{ {k: round(v, 4) for k, v in summary['dev_calibration_cross_fitted'].items()} }")
+    typer.echo(
+        f"calibration: {summary['calibration_method']}; dev (cross-fitted) "
+        f"{ {k: round(v, 4) for k, v in summary['dev_calibration_cross_fitted'].items()} }"
+    )
     if summary["abstain"]:
         typer.echo(f"abstain: {summary['abstain']}")
     typer.echo(f"wrote {output_dir}")
@@ -122,20 +184,33 @@ def tune_command(
 
 @app.command("package")
 def package_command(
-    model_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Pipeline directory to package."),
+    model_dir: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="Pipeline directory to package."
+    ),
     output_dir: Path = typer.Argument(..., help="Where the wheels go (e.g. packages/)."),
     name: str = typer.Option(..., help="Package name without the language prefix."),
     version: str = typer.Option("0.1.0", help="Pipeline version."),
-    metrics: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="metrics.json of the test evaluation."),
-    data: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="data.json written by `corpus`."),
-    kit_source: Optional[Path] = typer.Option(None, help="Source tree of spacy-textcat-kit (default: this one)."),
+    metrics: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="metrics.json of the test evaluation."
+    ),
+    data: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="data.json written by `corpus`."
+    ),
+    kit_source: Path | None = typer.Option(
+        None, help="Source tree of spacy-textcat-kit (default: this one)."
+    ),
 ) -> None:
-    """Build the pipeline wheel (meta: labels, test metrics, data) and a spacy-textcat-kit wheel beside it."""
+    """Build the pipeline wheel (meta: labels, test metrics, data) and a kit wheel beside it."""
     from .packaging import package_pipeline
 
     pipeline_wheel, kit_wheel = package_pipeline(
-        model_dir, output_dir, name=name, version=version, metrics_path=metrics,
-        data_path=data, kit_source=kit_source,
+        model_dir,
+        output_dir,
+        name=name,
+        version=version,
+        metrics_path=metrics,
+        data_path=data,
+        kit_source=kit_source,
     )
     typer.echo(f"pipeline wheel: {pipeline_wheel}")
     typer.echo(f"kit wheel:      {kit_wheel}")

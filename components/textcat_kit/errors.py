@@ -66,9 +66,7 @@ class Errors:
         "[E012] Labels of component '{name}' ({fitted}) differ from the classifier's labels "
         "({current}). Re-run `textcat-kit tune` on this pipeline."
     )
-    E013 = (
-        "[E013] Unknown {what} '{value}'. Choose one of: {options}."
-    )
+    E013 = "[E013] Unknown {what} '{value}'. Choose one of: {options}."
     E014 = (
         "[E014] Doc has no score for label '{label}' in doc.cats (has: {present}). Put the "
         "component after the text classifier that predicts these labels."

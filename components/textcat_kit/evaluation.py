@@ -26,9 +26,11 @@ from .maths import metrics
 TEXTCAT_FACTORIES = ("textcat", "textcat_multilabel")
 
 
-def find_textcat(nlp: Language) -> tuple[str, TextCategorizer]:
+def find_textcat(nlp: Language) -> tuple[str, Any]:
     """The (last) text classifier of the pipeline and whether it is exclusive."""
-    found = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, TextCategorizer)]
+    found: list[tuple[str, Any]] = [
+        (name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, TextCategorizer)
+    ]
     if not found:
         # Exported pipelines (ONNX) replace the spaCy classifier by a component that
         # still exposes ``labels`` and ``is_exclusive``.
@@ -91,9 +93,7 @@ def calibration_metrics(probs: np.ndarray, gold: np.ndarray, exclusive: bool) ->
     }
 
 
-def evaluate(
-    nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256
-) -> dict[str, Any]:
+def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> dict[str, Any]:
     """Scores of ``nlp`` on ``gold_docs``: the metrics dict written as ``metrics.json``."""
     _, textcat = find_textcat(nlp)
     labels = list(textcat.labels)
@@ -142,14 +142,18 @@ def evaluate(
 def report_markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
     """A readable table of :func:`evaluate`'s result."""
     lines = [f"# {title}", ""]
-    lines.append(f"- task: {result['task']}, docs: {result['n_docs']}, decisions: {result['decision_rule']}")
+    lines.append(
+        f"- task: {result['task']}, docs: {result['n_docs']}, decisions: {result['decision_rule']}"
+    )
     if "accuracy" in result:
         lines.append(f"- accuracy: {result['accuracy']:.4f}, coverage: {result['coverage']:.4f}")
     lines.append(
-        f"- macro P/R/F: {result['macro_p']:.4f} / {result['macro_r']:.4f} / {result['macro_f']:.4f}"
+        f"- macro P/R/F: {result['macro_p']:.4f} / {result['macro_r']:.4f} / "
+        f"{result['macro_f']:.4f}"
     )
     lines.append(
-        f"- micro P/R/F: {result['micro_p']:.4f} / {result['micro_r']:.4f} / {result['micro_f']:.4f}"
+        f"- micro P/R/F: {result['micro_p']:.4f} / {result['micro_r']:.4f} / "
+        f"{result['micro_f']:.4f}"
     )
     lines.append(f"- macro AUC: {result['macro_auc']:.4f}")
     cal = result["calibration"]

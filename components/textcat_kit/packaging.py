@@ -35,8 +35,16 @@ def kit_source_dir() -> Path:
 
 
 def _performance(metrics: dict[str, Any]) -> dict[str, float]:
-    keys = ("accuracy", "macro_p", "macro_r", "macro_f", "micro_p", "micro_r", "micro_f",
-            "macro_auc")
+    keys = (
+        "accuracy",
+        "macro_p",
+        "macro_r",
+        "macro_f",
+        "micro_p",
+        "micro_r",
+        "micro_f",
+        "macro_auc",
+    )
     perf = {f"test_{key}": float(metrics[key]) for key in keys if key in metrics}
     for key, value in metrics.get("calibration", {}).items():
         perf[f"test_{key}"] = float(value)
@@ -88,9 +96,23 @@ def package_pipeline(
         meta_path = Path(tmp) / "meta.json"
         srsly.write_json(meta_path, meta)
         subprocess.run(
-            [sys.executable, "-m", "spacy", "package", str(model_dir), str(output_dir),
-             "--meta-path", str(meta_path), "--name", name, "--version", version,
-             "--build", "wheel", "--force"],
+            [
+                sys.executable,
+                "-m",
+                "spacy",
+                "package",
+                str(model_dir),
+                str(output_dir),
+                "--meta-path",
+                str(meta_path),
+                "--name",
+                name,
+                "--version",
+                version,
+                "--build",
+                "wheel",
+                "--force",
+            ],
             check=True,
         )
     lang = meta["lang"]
@@ -98,8 +120,17 @@ def package_pipeline(
     if not pipeline_wheels:
         raise FileNotFoundError(f"[E021] spacy package wrote no wheel under {output_dir}")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(output_dir),
-         str(kit_source or kit_source_dir())],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(output_dir),
+            str(kit_source or kit_source_dir()),
+        ],
         check=True,
     )
     kit_wheels = sorted(output_dir.glob("spacy_textcat_kit-*.whl"))

@@ -50,8 +50,13 @@ def fold_ids(gold: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
 
 def cross_fit_calibration(
-    make: Any, probs: np.ndarray, gold: np.ndarray, labels: list[str], exclusive: bool,
-    n_folds: int, seed: int,
+    make: Any,
+    probs: np.ndarray,
+    gold: np.ndarray,
+    labels: list[str],
+    exclusive: bool,
+    n_folds: int,
+    seed: int,
 ) -> np.ndarray:
     """Out-of-fold calibrated scores: fold k is transformed by a calibrator fitted without it."""
     folds = fold_ids(gold, n_folds, seed)
@@ -99,9 +104,7 @@ def tune_pipeline(
 
     oof = cross_fit_calibration(make, probs, gold, labels, exclusive, n_folds, seed)
     calibrator.fit(probs, gold, labels, exclusive)
-    decision: Decision = nlp.add_pipe(
-        DECISION, after=CALIBRATOR, config=decision_config or {}
-    )  # type: ignore[assignment]
+    decision: Decision = nlp.add_pipe(DECISION, after=CALIBRATOR, config=decision_config or {})  # type: ignore[assignment]
     decision.fit(oof, gold, labels, exclusive)
 
     raw_global = best_global_threshold(probs, gold) if not exclusive else None

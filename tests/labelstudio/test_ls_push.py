@@ -86,7 +86,9 @@ class FakeLabelStudio:
 
     instances: list[FakeLabelStudio] = []
 
-    def __init__(self, *, base_url: str, api_key: str, httpx_client: Any = None) -> None:
+    def __init__(
+        self, *, base_url: str, api_key: str, httpx_client: Any = None, max_retries: int = 2
+    ) -> None:
         self.base_url = base_url
         self.api_key = api_key
         self.projects = FakeProjects(BANKING / "export_JSON_all_tasks.json")
@@ -231,7 +233,9 @@ def test_server_errors_are_coded_and_carry_no_key(
 
 def test_unreachable_server_with_the_real_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", SECRET)
-    project = LabelStudioProject.connect(f"http://127.0.0.1:{free_port()}", 1, timeout=5)
+    project = LabelStudioProject.connect(
+        f"http://127.0.0.1:{free_port()}", 1, timeout=5, max_retries=0
+    )
     with pytest.raises(LabelStudioError) as info:
         project.label_config()
     assert "[E127]" in str(info.value) and SECRET not in str(info.value)

@@ -76,10 +76,15 @@ def build_corpus(
                 for record in results[name].records:
                     for label in record.labels:
                         if label not in seen:
-                            raise DataError(Errors.E003.format(
-                                path=results[name].path, line=record.meta.get("line", "?"),
-                                label=label, n_labels=len(label_set),
-                                label_source=f"the training file {train}"))
+                            raise DataError(
+                                Errors.E003.format(
+                                    path=results[name].path,
+                                    line=record.meta.get("line", "?"),
+                                    label=label,
+                                    n_labels=len(label_set),
+                                    label_source=f"the training file {train}",
+                                )
+                            )
 
     splits: dict[str, list[Record]] = {}
     if dev is None:
@@ -143,4 +148,3 @@ def build_corpus(
         srsly.write_json(report_dir / "data_report.json", report)
         (report_dir / "data_report.md").write_text(report_to_markdown(report), encoding="utf8")
     return CorpusSummary(label_set, n_docs, accounting, report)
-

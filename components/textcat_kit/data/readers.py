@@ -101,8 +101,13 @@ def _iter_rows(path: Path, fmt: FileFormat, settings: ReadSettings) -> Iterator[
             try:
                 yield line_no, json.loads(line)
             except json.JSONDecodeError as err:
-                yield line_no, DataError(
-                    Errors.E005.format(path=path, line=line_no, detail=f"invalid JSON: {err.msg}")
+                yield (
+                    line_no,
+                    DataError(
+                        Errors.E005.format(
+                            path=path, line=line_no, detail=f"invalid JSON: {err.msg}"
+                        )
+                    ),
                 )
         return
     delimiter = "," if fmt == "csv" else "\t"
@@ -118,12 +123,15 @@ def _iter_rows(path: Path, fmt: FileFormat, settings: ReadSettings) -> Iterator[
             columns = [c.strip() for c in row]
             continue
         if len(row) != len(columns):
-            yield start_line, DataError(
-                Errors.E005.format(
-                    path=path,
-                    line=start_line,
-                    detail=f"{len(row)} fields, expected {len(columns)} ({', '.join(columns)})",
-                )
+            yield (
+                start_line,
+                DataError(
+                    Errors.E005.format(
+                        path=path,
+                        line=start_line,
+                        detail=f"{len(row)} fields, expected {len(columns)} ({', '.join(columns)})",
+                    )
+                ),
             )
             continue
         yield start_line, dict(zip(columns, row))
@@ -169,20 +177,35 @@ def read_file(
             continue
         if not isinstance(row, dict):
             detail = f"expected a JSON object, got {type(row).__name__}"
-            fail(line, "malformed record", DataError(
-                Errors.E005.format(path=path, line=line, detail=detail)))
+            fail(
+                line,
+                "malformed record",
+                DataError(Errors.E005.format(path=path, line=line, detail=detail)),
+            )
             continue
         available = ", ".join(map(str, row))
         text = row.get(settings.text_key)
         if not isinstance(text, str) or not text.strip():
-            fail(line, "missing text", DataError(Errors.E001.format(
-                path=path, line=line, text_key=settings.text_key, available=available)))
+            fail(
+                line,
+                "missing text",
+                DataError(
+                    Errors.E001.format(
+                        path=path, line=line, text_key=settings.text_key, available=available
+                    )
+                ),
+            )
             continue
         label_key = settings.label_key or next((k for k in LABEL_KEYS if k in row), None)
         if label_key is None or label_key not in row:
             keys = settings.label_key or " | ".join(LABEL_KEYS)
-            fail(line, "missing label", DataError(Errors.E002.format(
-                path=path, line=line, label_keys=keys, available=available)))
+            fail(
+                line,
+                "missing label",
+                DataError(
+                    Errors.E002.format(path=path, line=line, label_keys=keys, available=available)
+                ),
+            )
             continue
         raw = _raw_labels(row[label_key], settings)
         soft: dict[str, float] | None = None
@@ -198,24 +221,49 @@ def read_file(
                 labels = [label_set[int(x)] for x in labels]
             except (ValueError, IndexError):
                 detail = f"label ids {labels} are not indices into the {len(label_set)} labels"
-                fail(line, "unknown label", DataError(
-                    Errors.E005.format(path=path, line=line, detail=detail)))
+                fail(
+                    line,
+                    "unknown label",
+                    DataError(Errors.E005.format(path=path, line=line, detail=detail)),
+                )
                 continue
             names = labels
         if not labels:
-            fail(line, "missing label", DataError(Errors.E002.format(
-                path=path, line=line, label_keys=label_key, available=available)))
+            fail(
+                line,
+                "missing label",
+                DataError(
+                    Errors.E002.format(
+                        path=path, line=line, label_keys=label_key, available=available
+                    )
+                ),
+            )
             continue
         if known is not None:
             unknown = [name for name in names if name not in known]
             if unknown:
-                fail(line, "unknown label", DataError(Errors.E003.format(
-                    path=path, line=line, label=unknown[0], n_labels=len(known),
-                    label_source="the labels file")))
+                fail(
+                    line,
+                    "unknown label",
+                    DataError(
+                        Errors.E003.format(
+                            path=path,
+                            line=line,
+                            label=unknown[0],
+                            n_labels=len(known),
+                            label_source="the labels file",
+                        )
+                    ),
+                )
                 continue
         if not settings.multilabel and len(labels) > 1:
-            fail(line, "several labels in exclusive task", DataError(Errors.E007.format(
-                path=path, line=line, n_labels=len(labels), labels=labels)))
+            fail(
+                line,
+                "several labels in exclusive task",
+                DataError(
+                    Errors.E007.format(path=path, line=line, n_labels=len(labels), labels=labels)
+                ),
+            )
             continue
         meta: dict[str, Any] = {"source": path.name, "line": line}
         for id_key in ("id", "task_id", "comment_id"):
@@ -238,6 +286,8 @@ def read_labels_file(path: Path) -> list[str]:
         try:
             labels = json.loads(stripped)
         except json.JSONDecodeError as err:
-            raise DataError(Errors.E005.format(path=path, line=err.lineno, detail=err.msg)) from None
+            raise DataError(
+                Errors.E005.format(path=path, line=err.lineno, detail=err.msg)
+            ) from None
         return [str(label) for label in labels]
     return [line.strip() for line in text.splitlines() if line.strip()]

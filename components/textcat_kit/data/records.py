@@ -51,7 +51,8 @@ def records_to_docbin(
     nlp = spacy.blank(lang)
     doc_bin = DocBin(store_user_data=True)
     records = list(records)
-    for record, doc in zip(records, nlp.tokenizer.pipe(r.text for r in records)):
+    docs = nlp.tokenizer.pipe(r.text for r in records)  # type: ignore[union-attr]
+    for record, doc in zip(records, docs):
         doc.cats = record.cats(label_set)
         for key, value in record.meta.items():
             doc.user_data[key] = value

@@ -18,7 +18,7 @@ import srsly
 import typer
 
 from ..errors import ConfigError, TextcatKitError
-from .aggregate import TIE_POLICIES, check_tie_policy
+from .aggregate import check_tie_policy
 from .client import (
     DEFAULT_API_KEY_ENV,
     LabelStudioProject,
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     command(args=argv if argv is not None else sys.argv[1:], prog_name="labelstudio")
 
 
-__all__ = ["app", "main", "TIE_POLICIES"]
+__all__ = ["app", "main"]
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class LabelStudioProject:
         *,
         api_key_env: str = DEFAULT_API_KEY_ENV,
         timeout: float = 120.0,
+        max_retries: int = 2,
     ) -> LabelStudioProject:
         """An SDK client for ``url`` authenticated with the key in ``$api_key_env``.
 
@@ -81,6 +82,7 @@ class LabelStudioProject:
         client = LabelStudio(
             base_url=url.rstrip("/"),
             api_key=api_key_from_env(api_key_env),
+            max_retries=max_retries,
             httpx_client=httpx.Client(trust_env=False, timeout=timeout, follow_redirects=True),
         )
         return cls(client=client, url=url.rstrip("/"), project_id=project_id,

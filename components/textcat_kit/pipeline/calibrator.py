@@ -143,7 +143,7 @@ class Calibration(Pipe):
         calibrated = self.calibrator.transform(cats_to_array(docs, self.labels)).tolist()
         labels = self._labels
         for doc, row in zip(docs, calibrated):
-            doc.cats = dict(zip(labels, row))
+            doc.cats = dict(zip(labels, row, strict=True))
 
     def __call__(self, doc: Doc) -> Doc:
         self._process([doc])

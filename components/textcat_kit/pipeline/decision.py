@@ -145,7 +145,7 @@ class Decision(Pipe):
         self.global_threshold: float | None = None
         self.abstain_threshold: float | None = None
         self.fit_info: dict[str, Any] = {}
-        self._threshold_array = np.zeros(0)
+        self._threshold_array: np.ndarray = np.zeros(0)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -196,7 +196,7 @@ class Decision(Pipe):
                 beta=beta,
                 target=target,
                 min_positives=self.min_positives,
-                shrinkage=self.shrinkage,
+                shrinkage=self.shrinkage,  # type: ignore[arg-type]
                 n_folds=self.n_folds,  # type: ignore[arg-type]
             )
             thresholds.update(tuned.thresholds)
@@ -240,7 +240,7 @@ class Decision(Pipe):
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """0/1 decisions for an (n_docs, n_labels) array of probabilities."""
-        decided = np.zeros(probs.shape, dtype=bool)
+        decided: np.ndarray = np.zeros(probs.shape, dtype=bool)
         if probs.shape[0] == 0:
             return decided
         rows = np.arange(probs.shape[0])

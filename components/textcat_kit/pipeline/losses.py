@@ -69,10 +69,15 @@ class TextcatLoss:
     registry_name = "textcat_kit.TextcatLoss"
 
     def __init__(
-        self, *, weights: WeightsSetting = None, max_weight: float | None = DEFAULT_MAX_WEIGHT
+        self,
+        *,
+        weights: WeightsSetting = None,
+        max_weight: float | None = DEFAULT_MAX_WEIGHT,
+        balance_power: float = 1.0,
     ) -> None:
         self.weights = weights
         self.max_weight = max_weight
+        self.balance_power = balance_power
         self.label_weights_: dict[str, float] | None = None
         self.exclusive_: bool | None = None
 
@@ -107,6 +112,15 @@ class TextcatLoss:
                     rule="must be >= 1 (or null for no cap)",
                 )
             )
+        if not (np.isfinite(self.balance_power) and self.balance_power >= 0):
+            raise ConfigError(
+                LossSettingsErrors.E186.format(
+                    loss=self.registry_name,
+                    setting="balance_power",
+                    value=self.balance_power,
+                    rule="must be >= 0 (1 = fully balanced, 0.5 = square root)",
+                )
+            )
 
     def fit(
         self,
@@ -122,8 +136,9 @@ class TextcatLoss:
         ``label_counts[j]``: training docs with label ``j`` positive; ``annotated_counts[j]``:
         docs where label ``j`` is not missing. ``"balanced"`` weights come from
         :func:`~textcat_kit.maths.losses.balanced_class_weights`; a mapping is checked
-        against ``labels`` and completed with 1.0 (the ``max_weight`` cap is for balanced
-        weights only: explicit weights are used as written); ``None`` fits nothing.
+        against ``labels`` and completed with 1.0 (``balance_power`` and the ``max_weight``
+        cap are for balanced weights only: explicit weights are used as written); ``None``
+        fits nothing.
         """
         self.validate()
         self.exclusive_ = exclusive
@@ -135,6 +150,7 @@ class TextcatLoss:
                 annotated_counts=annotated_counts,
                 exclusive=exclusive,
                 max_weight=self.max_weight,
+                power=self.balance_power,
             )
             self.label_weights_ = {
                 label: float(value) for label, value in zip(labels, values, strict=True)
@@ -211,7 +227,10 @@ class TextcatLoss:
         return self
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(weights={self.weights!r}, max_weight={self.max_weight!r})"
+        return (
+            f"{type(self).__name__}(weights={self.weights!r}, max_weight={self.max_weight!r}, "
+            f"balance_power={self.balance_power!r})"
+        )
 
 
 class CrossEntropyLoss(TextcatLoss):
@@ -280,8 +299,9 @@ class FocalLoss(TextcatLoss):
         alpha: float | None = None,
         weights: WeightsSetting = None,
         max_weight: float | None = DEFAULT_MAX_WEIGHT,
+        balance_power: float = 1.0,
     ) -> None:
-        super().__init__(weights=weights, max_weight=max_weight)
+        super().__init__(weights=weights, max_weight=max_weight, balance_power=balance_power)
         self.gamma = gamma
         self.alpha = alpha
 
@@ -365,7 +385,7 @@ class FocalLoss(TextcatLoss):
     def __repr__(self) -> str:
         return (
             f"FocalLoss(gamma={self.gamma!r}, alpha={self.alpha!r}, weights={self.weights!r}, "
-            f"max_weight={self.max_weight!r})"
+            f"max_weight={self.max_weight!r}, balance_power={self.balance_power!r})"
         )
 
 
@@ -379,9 +399,14 @@ def make_cross_entropy_loss() -> CrossEntropyLoss:
 def make_class_weighted_loss(
     weights: str | dict[str, float] | None = BALANCED,
     max_weight: float | None = DEFAULT_MAX_WEIGHT,
+    balance_power: float = 1.0,
 ) -> ClassWeightedLoss:
-    """Class-weighted cross-entropy; ``weights = "balanced"`` fits them at initialize."""
-    loss = ClassWeightedLoss(weights=weights, max_weight=max_weight)
+    """Class-weighted cross-entropy; ``weights = "balanced"`` fits them at initialize.
+
+    ``max_weight`` caps balanced weights (null: no cap); ``balance_power`` dampens them
+    (``weight ** balance_power``: 1 fully balanced, 0.5 square root).
+    """
+    loss = ClassWeightedLoss(weights=weights, max_weight=max_weight, balance_power=balance_power)
     loss.validate()
     return loss
 
@@ -392,8 +417,18 @@ def make_focal_loss(
     alpha: float | None = None,
     weights: str | dict[str, float] | None = None,
     max_weight: float | None = DEFAULT_MAX_WEIGHT,
+    balance_power: float = 1.0,
 ) -> FocalLoss:
-    """Focal loss with focusing parameter ``gamma`` (0 = cross-entropy)."""
-    loss = FocalLoss(gamma=gamma, alpha=alpha, weights=weights, max_weight=max_weight)
+    """Focal loss with focusing parameter ``gamma`` (0 = cross-entropy).
+
+    ``weights``, ``max_weight`` and ``balance_power`` as in ``ClassWeightedLoss.v1``.
+    """
+    loss = FocalLoss(
+        gamma=gamma,
+        alpha=alpha,
+        weights=weights,
+        max_weight=max_weight,
+        balance_power=balance_power,
+    )
     loss.validate()
     return loss

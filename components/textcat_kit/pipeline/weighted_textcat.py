@@ -59,6 +59,7 @@ default_loss_config = """
 @misc = "textcat_kit.ClassWeightedLoss.v1"
 weights = "balanced"
 max_weight = 10.0
+balance_power = 1.0
 """
 DEFAULT_LOSS = Config().from_str(default_loss_config)["loss"]
 
