@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import spacy
-from conftest import run_in, write_docbin
 
+from conftest import run_in, write_docbin
 from textcat_kit.packaging import package_pipeline
 from textcat_kit.tuning import tune_pipeline
 

@@ -217,6 +217,15 @@ def package_command(
     typer.echo(f"install: pip install --find-links {output_dir} {pipeline_wheel}")
 
 
+def _mount_subcommands() -> None:
+    from .labelstudio.cli import app as labelstudio_app
+
+    app.add_typer(labelstudio_app, name="labelstudio")
+
+
+_mount_subcommands()
+
+
 def main() -> None:
     app()
 

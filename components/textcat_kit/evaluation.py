@@ -93,18 +93,13 @@ def calibration_metrics(probs: np.ndarray, gold: np.ndarray, exclusive: bool) ->
     }
 
 
-def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> dict[str, Any]:
-    """Scores of ``nlp`` on ``gold_docs``: the metrics dict written as ``metrics.json``."""
-    _, textcat = find_textcat(nlp)
-    labels = list(textcat.labels)
-    exclusive = is_exclusive(textcat)
-    gold = cats_matrix(gold_docs, labels)
-    texts = [doc.text for doc in gold_docs]
-    start = time.perf_counter()
-    predicted = list(nlp.pipe(texts, batch_size=batch_size))
-    seconds = time.perf_counter() - start
-    probs = cats_matrix(predicted, labels)
-    decided, decision_rule, thresholds = _decisions(predicted, labels, probs, exclusive)
+def _decision(nlp: Language) -> Any:
+    return nlp.get_pipe("textcat_kit_decision")
+
+
+def _prf_block(
+    decided: np.ndarray, gold: np.ndarray, labels: Sequence[str], thresholds: np.ndarray | None
+) -> dict[str, Any]:
     prf = metrics.prf_per_label(decided, gold)
     per_label = {
         label: {
@@ -116,26 +111,91 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
         }
         for j, label in enumerate(labels)
     }
-    result: dict[str, Any] = {
-        "task": "exclusive" if exclusive else "multilabel",
-        "n_docs": len(gold_docs),
-        "labels": labels,
-        "decision_rule": decision_rule,
+    return {
         "macro_p": prf.macro_p,
         "macro_r": prf.macro_r,
         "macro_f": prf.macro_f,
         "micro_p": prf.micro_p,
         "micro_r": prf.micro_r,
         "micro_f": prf.micro_f,
-        "macro_auc": metrics.macro_auc(probs, gold),
+        "coverage": float((decided.sum(axis=1) > 0).mean()) if len(decided) else 0.0,
         "per_label": per_label,
+    }
+
+
+def _argmax(probs: np.ndarray) -> np.ndarray:
+    decided = np.zeros_like(probs, dtype=np.int64)
+    if len(probs):
+        decided[np.arange(len(probs)), probs.argmax(axis=1)] = 1
+    return decided
+
+
+def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> dict[str, Any]:
+    """Scores of ``nlp`` on ``gold_docs``: the metrics dict written as ``metrics.json``.
+
+    Headline figures use the pipeline's own decisions. With a calibrator and decision
+    component present, the same texts are also scored with both disabled (``raw``),
+    so the report shows calibration before/after and 0.5 / global / tuned thresholds.
+    """
+    _, textcat = find_textcat(nlp)
+    labels = list(textcat.labels)
+    exclusive = is_exclusive(textcat)
+    gold = cats_matrix(gold_docs, labels)
+    texts = [doc.text for doc in gold_docs]
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(texts, batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    probs = cats_matrix(predicted, labels)
+    decided, decision_rule, thresholds = _decisions(predicted, labels, probs, exclusive)
+    if decision_rule == "decision component":
+        decision = _decision(nlp)
+        if not exclusive:
+            thresholds = np.array([decision.thresholds[label] for label in labels])
+    result: dict[str, Any] = {
+        "task": "exclusive" if exclusive else "multilabel",
+        "n_docs": len(gold_docs),
+        "labels": labels,
+        "decision_rule": decision_rule,
+        **_prf_block(decided, gold, labels, thresholds),
+        "macro_auc": metrics.macro_auc(probs, gold),
         "calibration": calibration_metrics(probs, gold, exclusive),
         "docs_per_second": len(texts) / seconds if seconds > 0 else float("inf"),
     }
     if exclusive:
         result["accuracy"] = metrics.accuracy(probs, gold)
-        decided_any = decided.sum(axis=1) > 0
-        result["coverage"] = float(decided_any.mean()) if len(decided_any) else 0.0
+        argmax = _prf_block(_argmax(probs), gold, labels, None)
+        result["argmax"] = {k: v for k, v in argmax.items() if k != "per_label"}
+        correct = probs.argmax(axis=1) == gold.argmax(axis=1)
+        if decision_rule == "decision component":
+            kept = decided.sum(axis=1) > 0
+            result["abstain"] = {
+                "threshold": _decision(nlp).abstain_threshold,
+                "coverage": float(kept.mean()),
+                "precision": float(correct[kept].mean()) if kept.any() else 0.0,
+            }
+    extra = [n for n in ("textcat_kit_calibrator", "textcat_kit_decision") if n in nlp.pipe_names]
+    if extra:
+        with nlp.select_pipes(disable=extra):
+            raw = cats_matrix(list(nlp.pipe(texts, batch_size=batch_size)), labels)
+        raw_decided = _argmax(raw) if exclusive else metrics.decide(raw, 0.5)
+        block = _prf_block(raw_decided, gold, labels, None)
+        result["raw"] = {
+            "rule": "argmax" if exclusive else "threshold 0.5",
+            **{k: v for k, v in block.items() if k != "per_label"},
+            "calibration": calibration_metrics(raw, gold, exclusive),
+        }
+        result["_raw_probs"] = raw
+        if not exclusive and "textcat_kit_decision" in extra:
+            fit_info = _decision(nlp).fit_info
+            global_t = fit_info.get("raw_global_threshold")
+            if global_t is not None:
+                block = _prf_block(metrics.decide(raw, global_t), gold, labels, None)
+                result["raw_global_threshold"] = {
+                    "threshold": global_t,
+                    **{k: v for k, v in block.items() if k != "per_label"},
+                }
+    result["_probs"] = probs
+    result["_gold"] = gold
     return result
 
 
@@ -162,6 +222,39 @@ def report_markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
         f"{cal['classwise_ece']:.4f}, Brier {cal['brier']:.4f}, log loss {cal['log_loss']:.4f}"
     )
     lines.append(f"- speed: {result['docs_per_second']:.0f} docs/s (nlp.pipe, this machine)")
+    if "argmax" in result and result["decision_rule"] != "argmax":
+        lines.append(f"- argmax (no abstention) macro F: {result['argmax']['macro_f']:.4f}")
+    if "abstain" in result:
+        ab = result["abstain"]
+        lines.append(
+            f"- abstain below {ab['threshold']:.3f}: coverage {ab['coverage']:.4f}, "
+            f"precision on kept docs {ab['precision']:.4f}"
+        )
+    if "raw" in result:
+        raw = result["raw"]
+        lines += ["", "## Before / after calibration and thresholds", ""]
+        lines += [
+            "| scores | decisions | macro F | micro F | top-label ECE | class-wise ECE "
+            "| Brier | log loss |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        rc, cc = raw["calibration"], result["calibration"]
+        lines.append(
+            f"| raw | {raw['rule']} | {raw['macro_f']:.4f} | {raw['micro_f']:.4f} | "
+            f"{rc['top_label_ece']:.4f} | {rc['classwise_ece']:.4f} | {rc['brier']:.4f} "
+            f"| {rc['log_loss']:.4f} |"
+        )
+        if "raw_global_threshold" in result:
+            g = result["raw_global_threshold"]
+            lines.append(
+                f"| raw | best global threshold on dev ({g['threshold']:.3f}) | "
+                f"{g['macro_f']:.4f} | {g['micro_f']:.4f} | | | | |"
+            )
+        lines.append(
+            f"| calibrated | {result['decision_rule']} | {result['macro_f']:.4f} | "
+            f"{result['micro_f']:.4f} | {cc['top_label_ece']:.4f} | "
+            f"{cc['classwise_ece']:.4f} | {cc['brier']:.4f} | {cc['log_loss']:.4f} |"
+        )
     lines += ["", "| label | P | R | F | support | threshold |", "|---|---:|---:|---:|---:|---:|"]
     rows = sorted(result["per_label"].items(), key=lambda item: item[1]["f"])
     for label, row in rows:
@@ -178,12 +271,19 @@ def evaluate_to_dir(model: str | Path, data: Path, output_dir: Path) -> dict[str
     nlp = spacy.load(model)
     gold_docs = load_gold(nlp, data)
     result = evaluate(nlp, gold_docs)
+    arrays = {k: result.pop(k) for k in list(result) if k.startswith("_")}
     result["model"] = str(model)
     result["data"] = str(data)
     output_dir.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output_dir / "metrics.json", result)
-    (output_dir / "report.md").write_text(
-        report_markdown(result, title=f"Evaluation of {Path(model).name} on {data.name}"),
-        encoding="utf8",
-    )
+    try:
+        from .plots import write_plots
+    except ImportError:  # matplotlib is the optional [report] extra
+        result["plots"] = []
+    else:
+        result["plots"] = write_plots(result, arrays, output_dir)
+    markdown = report_markdown(result, title=f"Evaluation of {Path(model).name} on {data.name}")
+    if result["plots"]:
+        markdown += "\n" + "\n".join(f"![{p}]({p})" for p in result["plots"]) + "\n"
+    (output_dir / "report.md").write_text(markdown, encoding="utf8")
     return result

@@ -30,7 +30,7 @@ from textcat_kit.labelstudio.client import (
 from textcat_kit.labelstudio.config import load_labeling_scheme
 from textcat_kit.labelstudio.importer import import_export
 from textcat_kit.labelstudio.predictions import (
-    DECIDED_LABELS_ATTR,
+    DECIDED_LABELS_ATTRS,
     choices_result,
     choose_labels,
     decision_confidence,
@@ -163,14 +163,28 @@ def test_label_choice_can_be_swapped(banking_model: tuple[Language, Path]) -> No
     tasks = [(1, "card please"), (2, "rates")]
     fixed = predict_tasks(nlp, tasks, scheme, model_version="v", choose=lambda d: ["card_linking"])
     assert {p.labels for p in fixed} == {("card_linking",)}
-    Doc.set_extension(DECIDED_LABELS_ATTR, getter=lambda doc: ["exchange_rate"], force=True)
-    try:
-        decided = predict_tasks(nlp, tasks, scheme, model_version="v")
-    finally:
-        Doc.remove_extension(DECIDED_LABELS_ATTR)
-    assert {p.labels for p in decided} == {("exchange_rate",)}
+    for attr, decided_labels in zip(
+        DECIDED_LABELS_ATTRS, (["exchange_rate"], ["card_arrival"]), strict=True
+    ):
+        existing = Doc.get_extension(attr)
+        Doc.set_extension(attr, default=decided_labels, force=True)
+        try:
+            decided = predict_tasks(nlp, tasks, scheme, model_version="v")
+        finally:
+            Doc.remove_extension(attr)
+            if existing is not None:
+                default, method, getter, setter = existing
+                Doc.set_extension(attr, default=default, method=method, getter=getter,
+                                  setter=setter)
+        assert {p.labels for p in decided} == {tuple(decided_labels)}
     with pytest.raises(ConfigError, match=r"\[E129\].*'nope'.*task 1"):
         predict_tasks(nlp, tasks, scheme, model_version="v", choose=lambda d: ["nope"])
+
+
+def test_decided_labels_attribute_is_the_decision_components() -> None:
+    from textcat_kit.pipeline.decision import EXTENSION
+
+    assert DECIDED_LABELS_ATTRS[0] == EXTENSION
 
 
 def test_pipeline_without_the_project_labels_is_refused() -> None:

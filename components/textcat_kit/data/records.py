@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import spacy
+import srsly
+from spacy.language import Language
 from spacy.tokens import DocBin
 
 
@@ -44,19 +47,30 @@ class Record:
         return cats
 
 
+@lru_cache(maxsize=8)
+def blank(lang: str) -> Language:
+    """A cached blank pipeline: creating one loads every entry point (seconds)."""
+    return spacy.blank(lang)
+
+
 def records_to_docbin(
     records: Iterable[Record], label_set: Sequence[str], lang: str = "en"
 ) -> DocBin:
     """Tokenise ``records`` with a blank ``lang`` pipeline and store them with full cats."""
-    nlp = spacy.blank(lang)
-    doc_bin = DocBin(store_user_data=True)
+    nlp = blank(lang)
+    # DocBin.add serialises user_data with a new msgpack packer per doc, and each packer
+    # scans the installed entry points (~3 ms a doc); one packer for all is 100x faster.
+    doc_bin = DocBin(store_user_data=False)
+    packer = srsly.msgpack.Packer(use_bin_type=True)
+    user_data = []
     records = list(records)
     docs = nlp.tokenizer.pipe(r.text for r in records)  # type: ignore[union-attr]
     for record, doc in zip(records, docs):
         doc.cats = record.cats(label_set)
-        for key, value in record.meta.items():
-            doc.user_data[key] = value
         doc_bin.add(doc)
+        user_data.append(packer.pack(dict(record.meta)))
+    doc_bin.store_user_data = True
+    doc_bin.user_data = user_data
     return doc_bin
 
 
@@ -72,7 +86,7 @@ def write_records(
 
 def read_docbin_records(path: Path, lang: str = "en", threshold: float = 0.5) -> list[Record]:
     """Read a ``.spacy`` file back into records (labels with a value ≥ ``threshold``)."""
-    nlp = spacy.blank(lang)
+    nlp = blank(lang)
     records = []
     for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
         labels = [label for label, value in doc.cats.items() if value >= threshold]

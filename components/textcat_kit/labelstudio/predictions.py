@@ -20,8 +20,9 @@ from ..errors import ConfigError
 from .config import LabelingScheme
 from .errors import LabelStudioErrors as Errors
 
-#: ``doc._`` attribute a decision component may set with the labels it decided on.
-DECIDED_LABELS_ATTR = "textcat_kit_labels"
+#: ``doc._`` attributes holding labels a decision component decided on, first found wins:
+#: ``decided_labels`` is set by ``textcat_kit_decision`` (``pipeline/decision.py``).
+DECIDED_LABELS_ATTRS = ("decided_labels", "textcat_kit_labels")
 LabelChooser = Callable[[Doc], Sequence[str]]
 
 
@@ -74,14 +75,15 @@ def decision_confidence(
 
 
 def default_label_chooser(exclusive: bool, threshold: float = 0.5) -> LabelChooser:
-    """Use ``doc._.textcat_kit_labels`` when a decision component set it, else
-    :func:`choose_labels` on ``doc.cats``."""
+    """Use the labels a decision component set (:data:`DECIDED_LABELS_ATTRS`; tuned
+    thresholds, possibly ``[]`` for "not sure"), else :func:`choose_labels` on ``doc.cats``."""
 
     def choose(doc: Doc) -> Sequence[str]:
-        if Doc.has_extension(DECIDED_LABELS_ATTR):
-            decided = getattr(doc._, DECIDED_LABELS_ATTR)
-            if decided is not None:
-                return list(decided)
+        for attr in DECIDED_LABELS_ATTRS:
+            if Doc.has_extension(attr):
+                decided = getattr(doc._, attr)
+                if decided is not None:
+                    return list(decided)
         return choose_labels(doc.cats, exclusive=exclusive, threshold=threshold)
 
     return choose
