@@ -117,7 +117,15 @@ def prepare(work_dir: Path, size: str) -> dict[str, Path]:
 
 
 def worker(backend: str, model_dir: Path, threads: int, texts_file: Path) -> None:
-    """Serve timing requests on stdin (one JSON object per line) until EOF."""
+    """Serve timing requests on stdin (one JSON object per line) until EOF.
+
+    ONNX workers block torch, transformers and spacy-transformers before importing spaCy,
+    so they run (and use memory) as in an install without them.
+    """
+    if backend != "trf":
+        from textcat_kit.testing.import_blocker import block_imports
+
+        block_imports()
     import spacy
 
     texts: dict[str, list[str]] = json.loads(texts_file.read_text(encoding="utf8"))

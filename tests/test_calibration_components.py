@@ -11,7 +11,7 @@ import pytest
 import spacy
 from spacy.training import Example
 
-from conftest import write_docbin
+from kit_testing import write_docbin
 from textcat_kit.evaluation import cats_matrix
 from textcat_kit.maths import metrics
 from textcat_kit.pipeline.decision import score_decisions

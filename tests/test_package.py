@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import spacy
 
-from conftest import run_in, write_docbin
+from kit_testing import run_in, write_docbin
 from textcat_kit.packaging import package_pipeline
 from textcat_kit.tuning import tune_pipeline
 

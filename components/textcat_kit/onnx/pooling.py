@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse, special
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -35,6 +34,8 @@ def mean_pool_tokens(
     tokens / pieces: the alignment as pairs (token ``tokens[i]`` owns row ``pieces[i]``);
     a pair appears once. Tokens without pairs get zeros, like thinc's ``reduce_mean``.
     """
+    from scipy import sparse  # imported here: spaCy imports this module for every pipeline
+
     counts = np.bincount(tokens, minlength=n_tokens).astype(np.float32)
     weights = 1.0 / counts[tokens]
     pooling = sparse.csr_matrix(
@@ -73,4 +74,6 @@ def softmax(logits: FloatArray) -> FloatArray:
 
 def sigmoid(logits: FloatArray) -> FloatArray:
     """Element-wise logistic function (thinc's ``Logistic`` layer), without overflow warnings."""
+    from scipy import special
+
     return np.asarray(special.expit(logits), dtype=np.float32)
