@@ -42,32 +42,31 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import typer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare_metrics import (  # noqa: E402
-    ScoreRow,
-    argmax_decisions,
-    score_decided,
-    score_system,
-)
-from compare_report import dataset_tables, write_results_markdown  # noqa: E402
+# compare_metrics / compare_report (scikit-learn, textcat_kit) are imported where used:
+# the speed phase of a baseline must not carry spaCy's or scikit-learn's memory.
 from compare_systems import (  # noqa: E402
     REPO_ROOT,
+    SPACY_SYSTEMS,
     SYSTEM_NAMES,
     Corpus,
     System,
     Timer,
+    block_torch,
     directory_size,
     make_system,
     read_corpus,
-    read_split,
     speed_texts,
 )
+
+if TYPE_CHECKING:
+    from compare_metrics import ScoreRow
 
 DATASETS = {"banking77": "corpus/banking77", "goemotions": "corpus/goemotions"}
 PHASES = ("train", "predict", "speed")
@@ -90,13 +89,15 @@ def machine_load() -> dict[str, Any]:
     try:
         out = subprocess.run(
             ["ps", "-eo", "pid,pcpu,etime,args", "--sort=-pcpu", "--no-headers"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.splitlines()
         mine = {os.getpid(), os.getppid()}
         for line in out[:8]:
-            pid, pcpu, etime, args = line.split(None, 3)
-            if int(pid) not in mine and float(pcpu) >= 20.0:
-                busy.append(f"{float(pcpu):.0f}% {args[:80]}")
+            pid, pcpu, _, args = line.split(None, 3)
+            if int(pid) not in mine and float(pcpu) >= 20.0 and not args.startswith("ps "):
+                busy.append(f"{float(pcpu):.0f}% {args[:60]}")
     except (OSError, ValueError):
         pass
     return {"loadavg_1m": round(load[0], 2), "loadavg_5m": round(load[1], 2), "busy": busy}
@@ -160,8 +161,13 @@ def predict_phase(system: System, corpus: Corpus, workdir: Path) -> dict[str, An
 
 
 def speed_phase(
-    system: System, labels: list[str], exclusive: bool, workdir: Path, texts: list[str],
-    repeats: int, n_processes: tuple[int, ...] = (2,),
+    system: System,
+    labels: list[str],
+    exclusive: bool,
+    workdir: Path,
+    texts: list[str],
+    repeats: int,
+    n_processes: tuple[int, ...] = (2,),
 ) -> dict[str, Any]:
     """docs/s of full inference; single process best of ``repeats``, then multi-process."""
     with Timer() as loading:
@@ -205,6 +211,7 @@ def load_predictions(directory: Path) -> dict[str, np.ndarray]:
 
 def score_rows(name: str, arrays: dict[str, np.ndarray], corpus: Corpus) -> list[ScoreRow]:
     """All rows of one system: its raw scores under every rule, plus ours after tuning."""
+    from compare_metrics import argmax_decisions, score_decided, score_system
     from textcat_kit.maths.metrics import decide
 
     dev, test, exclusive = corpus.dev.gold, corpus.test.gold, corpus.exclusive
@@ -220,8 +227,9 @@ def score_rows(name: str, arrays: dict[str, np.ndarray], corpus: Corpus) -> list
     if calibrated is not None and "test_decided" in arrays:
         rule = "decision component" + (" (abstain)" if exclusive else " (per-label)")
         rows.append(
-            score_decided(name, "calibrated", rule, calibrated, arrays["test_decided"], test,
-                          exclusive)
+            score_decided(
+                name, "calibrated", rule, calibrated, arrays["test_decided"], test, exclusive
+            )
         )
     return rows
 
@@ -238,10 +246,14 @@ def _corpus_dir(dataset: str | None, corpus_dir: Path | None) -> tuple[str, Path
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON where they parse (as ``spacy train`` does)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        out[key] = value
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
     return out
 
 
@@ -257,9 +269,9 @@ def phase_command(
     reuse_model: Path | None = typer.Option(None),
 ) -> None:
     """One phase of one system, run in its own process; writes ``<workdir>/<phase>.json``."""
-    system = make_system(
-        system_name, overrides=_parse_overrides(override), reuse_model=reuse_model
-    )
+    if system_name in SPACY_SYSTEMS:
+        block_torch()
+    system = make_system(system_name, overrides=_parse_overrides(override), reuse_model=reuse_model)
     report = run_phase(phase, system, corpus_dir, workdir, n_speed_docs, repeats)
     (workdir / f"{phase}.json").write_text(json.dumps(report, indent=2), encoding="utf8")
 
@@ -268,16 +280,19 @@ def run_phase(
     phase: str, system: System, corpus_dir: Path, workdir: Path, n_speed_docs: int, repeats: int
 ) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
+    speed_input = workdir / "speed_input.json"
     if phase == "speed":
-        # Only the test texts: a serving process holds no training data.
-        meta = json.loads((workdir / "labels.json").read_text(encoding="utf8"))
-        test, _ = read_split(corpus_dir / "test.spacy", meta["labels"])
-        texts = speed_texts(test.texts, n_speed_docs)
-        return speed_phase(system, meta["labels"], meta["exclusive"], workdir, texts, repeats)
+        # Texts from a JSON file, not the corpus: a serving process holds no training
+        # data and imports nothing it does not need.
+        meta = json.loads(speed_input.read_text(encoding="utf8"))
+        return speed_phase(
+            system, meta["labels"], meta["exclusive"], workdir, meta["texts"], repeats
+        )
     corpus = read_corpus(corpus_dir)
-    (workdir / "labels.json").write_text(
-        json.dumps({"labels": corpus.labels, "exclusive": corpus.exclusive}), encoding="utf8"
-    )
+    if phase == "predict":
+        texts = speed_texts(corpus.test.texts, n_speed_docs)
+        meta = {"labels": corpus.labels, "exclusive": corpus.exclusive, "texts": texts}
+        speed_input.write_text(json.dumps(meta), encoding="utf8")
     if phase == "train":
         return train_phase(system, corpus, workdir)
     if phase == "predict":
@@ -297,9 +312,7 @@ def benchmark_system(
     reuse_model: Path | None,
 ) -> dict[str, Any]:
     """Train, predict and time one system; the entry of the results file."""
-    system = make_system(
-        name, overrides=overrides, reuse_model=reuse_model, isolate_commands=isolate
-    )
+    system = make_system(name, overrides=overrides, reuse_model=reuse_model)
     entry: dict[str, Any] = {"description": system.description}
     reason = system.available()
     if reason is not None:
@@ -310,10 +323,20 @@ def benchmark_system(
         print(f"[{corpus.name}] {name}: {phase} ...", flush=True)
         if isolate:
             command = [
-                sys.executable, str(Path(__file__).resolve()), "phase", phase,
-                "--system", name, "--corpus-dir", str(corpus.directory),
-                "--workdir", str(directory), "--n-speed-docs", str(n_speed_docs),
-                "--repeats", str(repeats),
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "phase",
+                phase,
+                "--system",
+                name,
+                "--corpus-dir",
+                str(corpus.directory),
+                "--workdir",
+                str(directory),
+                "--n-speed-docs",
+                str(n_speed_docs),
+                "--repeats",
+                str(repeats),
             ]
             for key, value in overrides.items():
                 command += ["--override", f"{key}={value}"]
@@ -371,8 +394,14 @@ def compare_dataset(
     for name in systems:
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         entry = benchmark_system(
-            name, corpus, workdir, n_speed_docs=n_speed_docs, repeats=repeats,
-            isolate=isolate, overrides=overrides or {}, reuse_model=reuse_model,
+            name,
+            corpus,
+            workdir,
+            n_speed_docs=n_speed_docs,
+            repeats=repeats,
+            isolate=isolate,
+            overrides=overrides or {},
+            reuse_model=reuse_model,
         )
         entry["started"] = started
         if "skipped" not in entry:
@@ -408,15 +437,24 @@ def run_command(
     unknown = sorted(set(names) - set(SYSTEM_NAMES))
     if unknown:
         raise typer.BadParameter(f"[E172] Unknown system(s) {unknown}; from {SYSTEM_NAMES}.")
-    targets = [_corpus_dir(None, corpus_dir)] if corpus_dir else [
-        _corpus_dir(d, None) for d in dataset
-    ]
+    targets = (
+        [_corpus_dir(None, corpus_dir)] if corpus_dir else [_corpus_dir(d, None) for d in dataset]
+    )
     for name, directory in targets:
         result = compare_dataset(
-            name, directory, names, workdir=workdir, results_dir=results_dir,
-            n_speed_docs=n_speed_docs, repeats=repeats, isolate=isolate,
-            overrides=_parse_overrides(override), reuse_model=reuse_model,
+            name,
+            directory,
+            names,
+            workdir=workdir,
+            results_dir=results_dir,
+            n_speed_docs=n_speed_docs,
+            repeats=repeats,
+            isolate=isolate,
+            overrides=_parse_overrides(override),
+            reuse_model=reuse_model,
         )
+        from compare_report import dataset_tables
+
         print(dataset_tables(result))
 
 
@@ -426,6 +464,8 @@ def report_command(
     output: Path = typer.Option(REPO_ROOT / "benchmarks" / "RESULTS.md"),
 ) -> None:
     """Write RESULTS.md from every result file in ``results_dir``."""
+    from compare_report import write_results_markdown
+
     write_results_markdown(results_dir, output)
     print(f"wrote {output}")
 

@@ -150,7 +150,9 @@ def score_system(
     for rule_name, (rule, setting) in rules.items():
         figures = decision_scores(rule(test_probs), test_gold)
         rows.append(
-            ScoreRow(system=system, scores=scores, rule=rule_name, ece=ece, setting=setting, **figures)
+            ScoreRow(
+                system=system, scores=scores, rule=rule_name, ece=ece, setting=setting, **figures
+            )
         )
     return rows
 

@@ -101,14 +101,18 @@ def cost_table(result: dict[str, Any]) -> str:
 
 
 def _load_note(entry: dict[str, Any]) -> str:
+    """1-minute load average before and after each timed phase (2 cores: 2.0 is full)."""
     notes = []
     for phase in ("train", "speed"):
         report = entry.get(phase, {})
-        before = report.get("load_before")
-        if before:
-            busy = "; ".join(before.get("busy", [])) or "nothing else busy"
-            notes.append(f"{phase}: load {before['loadavg_1m']} ({busy})")
-    return " — ".join(notes)
+        before, after = report.get("load_before"), report.get("load_after")
+        if before and after:
+            others = len(before.get("busy", []))
+            notes.append(
+                f"{phase} {before['loadavg_1m']} → {after['loadavg_1m']} "
+                f"({others} other process(es) ≥ 20% CPU at the start)"
+            )
+    return "; ".join(notes)
 
 
 def commands(result: dict[str, Any]) -> str:
@@ -132,20 +136,21 @@ def commands(result: dict[str, Any]) -> str:
             lines.append(f"  - `textcat_kit.evaluation.evaluate` on test: {shown}")
         note = _load_note(entry)
         if note:
-            lines.append(f"  - machine load: {note}")
+            lines.append(f"  - load average (1 min): {note}")
     return "\n".join(lines)
 
 
 def speed_breakdown_table(result: dict[str, Any]) -> str:
     """The ``speed_pipeline.py`` result: docs/s of each stage, measured in one run."""
-    lines = ["| what runs | docs/s (median) | runs | relative to tokenizer |", "|---|---:|---|---:|"]
+    lines = [
+        "| what runs | docs/s (median) | runs | relative to tokenizer |",
+        "|---|---:|---|---:|",
+    ]
     tokenizer = result["stages"].get("tokenizer", {}).get("docs_per_s")
-    for name, stage in result["stages"].items():
+    for stage in result["stages"].values():
         runs = ", ".join(f"{r:,.0f}" for r in stage["runs"])
         relative = f"{stage['docs_per_s'] / tokenizer:.2f}" if tokenizer else "–"
-        lines.append(
-            f"| {stage['label']} | {stage['docs_per_s']:,.0f} | {runs} | {relative} |"
-        )
+        lines.append(f"| {stage['label']} | {stage['docs_per_s']:,.0f} | {runs} | {relative} |")
     return "\n".join(lines)
 
 
@@ -160,9 +165,9 @@ def dataset_tables(result: dict[str, Any]) -> str:
         [
             head,
             "Test split; every decision rule is fitted on dev only and applied alike to all "
-            "systems. ECE: " + (
-                "top-label" if result["task"] == "exclusive" else "class-wise"
-            ) + ", 15 equal-width bins.",
+            "systems. ECE: "
+            + ("top-label" if result["task"] == "exclusive" else "class-wise")
+            + ", 15 equal-width bins.",
             accuracy_table(result),
             f"Cost ({machine.get('cpu', '?')}, {machine.get('cores', '?')} cores shared; "
             "BLAS/OpenMP threads pinned to 1 per process). Inference: "

@@ -24,10 +24,7 @@ import json
 import math
 import multiprocessing
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -177,7 +174,9 @@ def _forked_predict(texts: list[str]) -> int:
     return int(_FORKED_PREDICT(texts).shape[0])
 
 
-def run_batches(predict: Callable[[list[str]], np.ndarray], texts: list[str], n_process: int) -> int:
+def run_batches(
+    predict: Callable[[list[str]], np.ndarray], texts: list[str], n_process: int
+) -> int:
     """``predict`` over batches of ``texts``, in this process or in ``n_process`` forked ones."""
     global _FORKED_PREDICT
     if n_process <= 1:
@@ -194,7 +193,6 @@ def dev_macro_f(dev_probs: np.ndarray, corpus: Corpus) -> float:
     """Dev macro-F1 used to choose a baseline's setting: argmax (exclusive) or the best
     global threshold on dev (multi-label), the same rules the comparison applies."""
     from compare_metrics import argmax_decisions
-
     from textcat_kit.maths.metrics import decide, prf_per_label
     from textcat_kit.maths.thresholds import best_global_threshold
 
@@ -207,6 +205,10 @@ def dev_macro_f(dev_probs: np.ndarray, corpus: Corpus) -> float:
 
 
 # --- scikit-learn TF-IDF + logistic regression ---------------------------------------------
+
+
+#: Logit of a label seen with one class only in training (probability ~1e-13 or 1 - 1e-13).
+CONSTANT_LOGIT = 30.0
 
 
 def _logistic_regression_from_arrays(coef: np.ndarray, intercept: np.ndarray) -> Any:
@@ -270,10 +272,20 @@ class TfidfLogReg:
             model = LogisticRegression(C=c, max_iter=1000)
             return [model.fit(features, gold.argmax(axis=1))]
         positive = gold >= 0.5
-        return [
-            LogisticRegression(C=c, max_iter=1000, solver="liblinear").fit(features, positive[:, j])
-            for j in range(gold.shape[1])
-        ]
+        models = []
+        for j in range(gold.shape[1]):
+            if positive[:, j].all() or not positive[:, j].any():
+                # What OneVsRestClassifier does for a label with one class: a constant.
+                constant = CONSTANT_LOGIT if positive[0, j] else -CONSTANT_LOGIT
+                models.append(
+                    _logistic_regression_from_arrays(
+                        np.zeros((1, features.shape[1])), np.array([constant])
+                    )
+                )
+                continue
+            model = LogisticRegression(C=c, max_iter=1000, solver="liblinear")
+            models.append(model.fit(features, positive[:, j]))
+        return models
 
     def train(self, corpus: Corpus, workdir: Path) -> dict[str, Any]:
         with Timer() as total:
@@ -353,12 +365,14 @@ class FastTextPredictor:
         self.column = {fasttext_label(label): j for j, label in enumerate(labels)}
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        # The list form of ``predict`` avoids fasttext 0.9.2's ``np.array(copy=False)``,
-        # which numpy 2 rejects.
-        names, probs = self.model.predict([fasttext_line(t) for t in texts], k=-1, threshold=0.0)
+        # One line at a time through the binding: in fasttext-wheel 0.9.2 with numpy 2 the
+        # list form (multilinePredict) returns the top probability for every label, and
+        # the single-text ``predict`` fails on ``np.array(copy=False)``.
+        predict = self.model.f.predict
         out = np.zeros((len(texts), len(self.column)))
-        for i, (row_names, row_probs) in enumerate(zip(names, probs, strict=True)):
-            out[i, [self.column[n] for n in row_names]] = row_probs
+        for i, text in enumerate(texts):
+            for prob, name in predict(fasttext_line(text) + "\n", -1, 0.0, "strict"):
+                out[i, self.column[name]] = prob
         return np.clip(out, 0.0, 1.0)
 
     def predict(self, texts: list[str], gold: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -492,17 +506,24 @@ class SpacyPredictor:
         return sum(1 for _ in self.nlp.pipe(texts, n_process=n_process))
 
 
-def textcat_kit_command() -> str:
-    found = shutil.which("textcat-kit") or str(Path(sys.executable).parent / "textcat-kit")
-    return found
+def block_torch() -> None:
+    """Import spaCy as a torch-free install would: thinc imports torch whenever it is
+    installed (this venv has it for the transformer variant), which adds about 200 MiB
+    and a second of start-up to every spaCy process that never uses it."""
+    from textcat_kit.testing.import_blocker import block_imports
+
+    if "thinc" not in sys.modules:
+        block_imports()
 
 
 class SpacyPipeline:
-    """A spaCy config trained with ``spacy train``; ours are then tuned with ``textcat-kit tune``.
+    """A spaCy config trained as ``spacy train`` trains it; ours then ``textcat-kit tune``.
 
     ``config`` is ``"bow"`` / ``"cnn"`` (this project's configs) or ``"quickstart"``
-    (``spacy init config -p textcat[_multilabel] -o efficiency``). ``overrides`` are
-    passed to ``spacy train`` (the smoke test shortens training with them);
+    (``spacy init config -p textcat[_multilabel] -o efficiency``). Training and tuning
+    run in this process through the functions the two CLI commands call (so the peak
+    RSS of the phase is theirs); the equivalent command is recorded next to the time.
+    ``overrides`` are config overrides (the smoke test shortens training with them);
     ``reuse_model`` skips training and tunes an existing ``model-best``.
     """
 
@@ -513,7 +534,6 @@ class SpacyPipeline:
         overrides: dict[str, Any] | None = None,
         reuse_model: Path | None = None,
         abstain_precision: float = 0.95,
-        isolate_commands: bool = True,
     ) -> None:
         self.config = config
         self.name = config
@@ -526,127 +546,106 @@ class SpacyPipeline:
         self.overrides = dict(overrides or {})
         self.reuse_model = reuse_model
         self.abstain_precision = abstain_precision
-        self.isolate_commands = isolate_commands
 
     def available(self) -> str | None:
         return None
 
     def model_path(self, workdir: Path) -> Path:
-        return workdir / ("model-tuned" if self.ours else "train" / Path("model-best"))
+        return workdir / "model-tuned" if self.ours else workdir / "train" / "model-best"
 
-    def config_path(self, corpus: Corpus, workdir: Path) -> Path:
-        if self.ours:
-            prefix = "textcat" if corpus.exclusive else "textcat_multilabel"
-            return REPO_ROOT / "configs" / f"{prefix}_{self.config}.cfg"
-        path = workdir / "quickstart.cfg"
+    def config_path(self, corpus: Corpus, workdir: Path) -> tuple[Path, str]:
+        """The config to train and the command that makes it (empty for ours)."""
         pipe = "textcat" if corpus.exclusive else "textcat_multilabel"
-        self._run(
-            [sys.executable, "-m", "spacy", "init", "config", str(path), "-p", pipe,
-             "-o", "efficiency", "-l", "en", "-F"],
-            workdir / "init_config.log",
-        )
-        return path
+        if self.ours:
+            return REPO_ROOT / "configs" / f"{pipe}_{self.config}.cfg", ""
+        from spacy.cli.init_config import init_config
 
-    def _run(self, command: list[str], log: Path) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w", encoding="utf8") as handle:
-            done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False)
-        if done.returncode != 0:
-            tail = log.read_text(encoding="utf8")[-2000:]
-            raise RuntimeError(
-                f"[E171] `{' '.join(command)}` failed with exit code {done.returncode}; "
-                f"the end of {log}:\n{tail}"
-            )
+        path = workdir / "quickstart.cfg"
+        init_config(lang="en", pipeline=[pipe], optimize="efficiency").to_disk(path)
+        return path, f"python -m spacy init config {_relative(str(path))} -p {pipe} -o efficiency"
 
     def train(self, corpus: Corpus, workdir: Path) -> dict[str, Any]:
+        block_torch()
         workdir.mkdir(parents=True, exist_ok=True)
         report: dict[str, Any] = {}
         if self.reuse_model is not None:
             model_best = self.reuse_model
             report.update({"train_s": None, "command": f"reused {model_best} (not timed)"})
         else:
-            config = self.config_path(corpus, workdir)
+            from spacy.cli.train import train as spacy_train
+
+            config, init_command = self.config_path(corpus, workdir)
             settings = {
                 "paths.train": str(corpus.split_path("train")),
                 "paths.dev": str(corpus.split_path("dev")),
                 "system.seed": SEED,
                 **self.overrides,
             }
-            command = [sys.executable, "-m", "spacy", "train", str(config), "--output",
-                       str(workdir / "train")]
+            command = [
+                "python",
+                "-m",
+                "spacy",
+                "train",
+                _relative(str(config)),
+                "--output",
+                _relative(str(workdir / "train")),
+            ]
             for key, value in settings.items():
-                command += [f"--{key}", str(value)]
+                command += [f"--{key}", _relative(str(value))]
             with Timer() as timer:
-                if self.isolate_commands:
-                    self._run(command, workdir / "train.log")
-                else:
-                    from spacy.cli.train import train as spacy_train
-
-                    spacy_train(config, workdir / "train", overrides=settings)
+                spacy_train(config, workdir / "train", overrides=settings)
             model_best = workdir / "train" / "model-best"
-            report.update(
-                {"train_s": timer.seconds, "command": " ".join(_relative(c) for c in command)}
-            )
+            report.update({"train_s": timer.seconds, "command": " ".join(command)})
+            if init_command:
+                report["config_command"] = init_command
         if self.ours:
-            tune = [textcat_kit_command(), "tune", str(model_best), str(corpus.split_path("dev")),
-                    "--output-dir", str(self.model_path(workdir))]
+            from textcat_kit.tuning import tune_pipeline
+
+            tune = [
+                "textcat-kit",
+                "tune",
+                _relative(str(model_best)),
+                _relative(str(corpus.split_path("dev"))),
+                "--output-dir",
+                _relative(str(self.model_path(workdir))),
+            ]
+            decision_config = None
             if corpus.exclusive:
                 tune += ["--abstain-precision", str(self.abstain_precision)]
+                decision_config = {"abstain_precision": self.abstain_precision}
             with Timer() as timer:
-                if self.isolate_commands:
-                    self._run(tune, workdir / "tune.log")
-                else:
-                    from textcat_kit.tuning import tune_pipeline
-
-                    tune_pipeline(
-                        model_best,
-                        corpus.split_path("dev"),
-                        self.model_path(workdir),
-                        decision_config=(
-                            {"abstain_precision": self.abstain_precision}
-                            if corpus.exclusive
-                            else None
-                        ),
-                    )
-            report.update(
-                {"tune_s": timer.seconds, "tune_command": " ".join(_relative(c) for c in tune)}
-            )
+                tune_pipeline(
+                    model_best,
+                    corpus.split_path("dev"),
+                    self.model_path(workdir),
+                    decision_config=decision_config,
+                )
+            report.update({"tune_s": timer.seconds, "tune_command": " ".join(tune)})
         report["settings"] = {"overrides": self.overrides} if self.overrides else {}
         return report
 
     def load(self, labels: list[str], exclusive: bool, workdir: Path) -> SpacyPredictor:
+        block_torch()
         import spacy
 
         return SpacyPredictor(spacy.load(self.model_path(workdir)), labels)
 
 
 def _relative(part: str) -> str:
-    """Command parts relative to the repository, so the printed command is runnable there."""
-    if part == sys.executable:
-        return "python"
+    """Paths relative to the repository, so that a recorded command runs from there."""
     path = Path(part)
-    if path.is_absolute():
-        try:
-            return str(path.relative_to(REPO_ROOT))
-        except ValueError:
-            return path.name if path.parent == Path(sys.executable).parent else part
+    if path.is_absolute() and path.is_relative_to(REPO_ROOT):
+        return str(path.relative_to(REPO_ROOT))
     return part
 
 
 def make_system(
-    name: str,
-    *,
-    overrides: dict[str, Any] | None = None,
-    reuse_model: Path | None = None,
-    isolate_commands: bool = True,
+    name: str, *, overrides: dict[str, Any] | None = None, reuse_model: Path | None = None
 ) -> System:
     """The system called ``name``: bow, cnn, quickstart, tfidf_lr or fasttext."""
     if name in ("bow", "cnn", "quickstart"):
         return SpacyPipeline(
-            name,
-            overrides=overrides,
-            reuse_model=reuse_model if name != "quickstart" else None,
-            isolate_commands=isolate_commands,
+            name, overrides=overrides, reuse_model=reuse_model if name != "quickstart" else None
         )
     if name == "tfidf_lr":
         return TfidfLogReg()
@@ -658,7 +657,4 @@ def make_system(
 
 
 SYSTEM_NAMES = ("bow", "cnn", "quickstart", "tfidf_lr", "fasttext")
-
-
-def temporary_workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="textcat-kit-bench-"))
+SPACY_SYSTEMS = ("bow", "cnn", "quickstart")

@@ -206,9 +206,11 @@ def test_corpus_command_writes_explicit_cats_and_accounts(tmp_path: Path) -> Non
     for doc in docs:
         assert set(doc.cats) == {"alpha", "beta", "gamma"}
         assert sorted(doc.cats.values()) == [0.0, 0.0, 1.0]
-        assert doc.user_data["source"] == "train.jsonl"
     report = json.loads((tmp_path / "report" / "data_report.json").read_text())
     assert report["accounting"]["test"]["balanced"] is True
+    leaked = report["leakage"]["train->test"]["exact"] + report["leakage"]["dev->test"]["exact"]
+    assert {item["source"] for item in leaked} == {"test.jsonl"}
+    assert all(isinstance(item["line"], int) for item in leaked)
     assert (tmp_path / "report" / "data_report.md").read_text().startswith("# Data report")
 
 

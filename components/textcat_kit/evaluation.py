@@ -17,7 +17,7 @@ import numpy as np
 import spacy
 import srsly
 from spacy.language import Language
-from spacy.pipeline import TextCategorizer
+from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from spacy.tokens import Doc, DocBin
 
 from .errors import ConfigError, Errors
@@ -45,11 +45,10 @@ def find_textcat(nlp: Language) -> tuple[str, Any]:
 
 
 def is_exclusive(pipe: Any) -> bool:
+    """Whether the classifier predicts exclusive classes (one label per doc)."""
     if hasattr(pipe, "is_exclusive"):
         return bool(pipe.is_exclusive)
-    return not getattr(pipe, "cfg", {}).get("multi_label", False) and pipe.__class__.__name__ in (
-        "TextCategorizer",
-    )
+    return isinstance(pipe, TextCategorizer) and not isinstance(pipe, MultiLabel_TextCategorizer)
 
 
 def load_gold(nlp: Language, path: Path) -> list[Doc]:

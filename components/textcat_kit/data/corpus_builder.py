@@ -95,6 +95,9 @@ def build_corpus(
         splits["train"], splits["dev"] = results["train"].records, results["dev"].records
     splits["test"] = results["test"].records
 
+    # The report describes the data as it came (leaked texts listed even when dropped);
+    # the accounting below says what was dropped.
+    report = build_report(splits, label_set, min_count=min_count)
     dropped: dict[str, Counter[str]] = {name: Counter() for name in splits}
     if drop_leaked:
         seen_keys = {normalise_text(r.text) for r in splits["train"]}
@@ -109,11 +112,14 @@ def build_corpus(
             splits[name] = kept
             seen_keys |= {normalise_text(r.text) for r in kept}
 
-    report = build_report(splits, label_set, min_count=min_count)
     output_dir.mkdir(parents=True, exist_ok=True)
     n_docs = {}
     for name, records in splits.items():
-        n_docs[name] = write_records(records, output_dir / f"{name}.spacy", label_set, lang)
+        # Where each record came from is in the data report; keeping it in every doc would
+        # slow down every training epoch (see records_to_docbin).
+        n_docs[name] = write_records(
+            records, output_dir / f"{name}.spacy", label_set, lang, store_meta=False
+        )
     accounting: dict[str, dict[str, Any]] = {}
     if dev is None:
         # The dev split is carved out of the training file: account for both together.

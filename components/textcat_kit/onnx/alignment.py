@@ -9,7 +9,9 @@ tokens and padding have empty offsets and belong to no token. Reproducing this e
 matters: a token's vector is the mean of its wordpieces' vectors, so a different
 alignment gives different scores.
 
-All functions here are pure NumPy; offsets are relative to the window's text.
+The whole batch is aligned at once: each window gets its own slot of ``text_length + 1``
+positions in one character map, so a batch costs a handful of NumPy calls instead of a
+Python loop over windows or characters.
 """
 
 from __future__ import annotations
@@ -20,71 +22,66 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 
 
-def char_to_token_map(
-    token_starts: IntArray, token_lengths: IntArray, text_length: int
-) -> IntArray:
-    """Token index of every character of a window's text (and of one position past its end).
+def _ranges(starts: IntArray, lengths: IntArray) -> IntArray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])`` without a loop."""
+    total = int(lengths.sum())
+    run_starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - run_starts + np.repeat(starts, lengths)
 
-    token_starts / token_lengths: character offset (relative to the window) and length of
-    each spaCy token of the window. Characters owned by no token (runs of spaces that are
-    not a token) map to -1. The array has ``text_length + 1`` entries because the last
-    token also owns the position right after the text, as in spacy-transformers.
+
+def alignment_pairs(
+    token_starts: IntArray,
+    token_lengths: IntArray,
+    token_ids: IntArray,
+    window_n_tokens: IntArray,
+    window_text_lengths: IntArray,
+    piece_offsets: IntArray,
+    window_n_pieces: IntArray,
+) -> tuple[IntArray, IntArray]:
+    """All ``(token id, wordpiece index)`` pairs of a batch of windows.
+
+    token_starts / token_lengths: character offset (relative to its window's text) and
+        length of every token of every window, windows one after the other.
+    token_ids: the id reported for each of those tokens (e.g. its row in the batch); within
+        a window the ids must be consecutive and increase along the text.
+    window_n_tokens / window_text_lengths: tokens and characters of each window.
+    piece_offsets: ``(n_pieces, 2)`` character ``[start, end)`` of every wordpiece,
+        relative to its window's text, windows one after the other.
+    window_n_pieces: wordpieces of each window.
+
+    Returns parallel arrays: the token id and the batch-wide wordpiece index of each pair,
+    each pair once.
     """
-    char_map = np.full(text_length + 1, -1, dtype=np.int64)
-    n_tokens = len(token_starts)
-    if n_tokens == 0:
-        return char_map
-    token_ids = np.arange(n_tokens, dtype=np.int64)
+    slots = window_text_lengths + 1
+    slot_starts = np.cumsum(slots) - slots
+    n_chars = int(slots.sum())
+    char_map = np.full(n_chars, -1, dtype=np.int64)
+    starts = token_starts + np.repeat(slot_starts, window_n_tokens)
     # The trailing character goes first: when a token is not followed by a space, that
     # character is the next token's first one and the next token must keep it.
-    char_map[token_starts + token_lengths] = token_ids
-    total = int(token_lengths.sum())
-    run_starts = np.repeat(np.cumsum(token_lengths) - token_lengths, token_lengths)
-    offsets_in_token = np.arange(total, dtype=np.int64) - run_starts
-    own_chars = offsets_in_token + np.repeat(token_starts, token_lengths)
-    char_map[own_chars] = np.repeat(token_ids, token_lengths)
-    return char_map
+    char_map[starts + token_lengths] = token_ids
+    char_map[_ranges(starts, token_lengths)] = np.repeat(token_ids, token_lengths)
 
-
-def wordpiece_token_ranges(char_map: IntArray, offsets: IntArray) -> tuple[IntArray, IntArray]:
-    """First and last token index that each wordpiece touches (-1, -2 when none).
-
-    offsets: ``(n_wordpieces, 2)`` character ``[start, end)`` of each wordpiece. Because
-    token indices grow along the text (ignoring -1 gaps) and tokens are never empty, the
-    tokens a wordpiece touches are the contiguous range between the first and the last
-    owned character inside its offsets.
-    """
-    n_chars = len(char_map)
-    n_pieces = len(offsets)
-    first = np.full(n_pieces, -1, dtype=np.int64)
-    last = np.full(n_pieces, -2, dtype=np.int64)
-    if n_pieces == 0:
-        return first, last
+    n_pieces = len(piece_offsets)
+    if n_pieces == 0 or n_chars == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    piece_slot_starts = np.repeat(slot_starts, window_n_pieces)
+    piece_slots = np.repeat(slots, window_n_pieces)
+    begins = np.clip(piece_offsets[:, 0], 0, piece_slots) + piece_slot_starts
+    ends = np.clip(piece_offsets[:, 1], 0, piece_slots) + piece_slot_starts
     positions = np.arange(n_chars, dtype=np.int64)
     owned = char_map >= 0
     next_owned = np.minimum.accumulate(np.where(owned, positions, n_chars)[::-1])[::-1]
     prev_owned = np.maximum.accumulate(np.where(owned, positions, -1))
-    starts = np.clip(offsets[:, 0], 0, n_chars)
-    ends = np.clip(offsets[:, 1], 0, n_chars)
-    nonempty = ends > starts
-    starts_in = np.minimum(starts, n_chars - 1)
-    ends_in = np.maximum(ends - 1, 0)
-    first_char = next_owned[starts_in]
-    last_char = prev_owned[ends_in]
-    hit = nonempty & (first_char <= ends - 1) & (first_char < n_chars)
-    first[hit] = char_map[first_char[hit]]
-    last[hit] = char_map[last_char[hit]]
-    return first, last
-
-
-def window_alignment_pairs(
-    token_starts: IntArray, token_lengths: IntArray, text_length: int, offsets: IntArray
-) -> tuple[IntArray, IntArray]:
-    """All ``(token, wordpiece)`` pairs of one window, both indices relative to the window."""
-    char_map = char_to_token_map(token_starts, token_lengths, text_length)
-    first, last = wordpiece_token_ranges(char_map, offsets)
+    first_char = next_owned[np.minimum(begins, n_chars - 1)]
+    last_char = prev_owned[np.clip(ends - 1, 0, n_chars - 1)]
+    # Token ids grow along a window's text and tokens are never empty, so the tokens a
+    # wordpiece touches are those between its first and last owned character.
+    hit = (ends > begins) & (first_char < ends)
+    first = np.where(hit, char_map[np.minimum(first_char, n_chars - 1)], 0)
+    last = np.where(hit, char_map[np.maximum(last_char, 0)], -1)
     counts = np.maximum(last - first + 1, 0)
-    pieces = np.repeat(np.arange(len(offsets), dtype=np.int64), counts)
-    run_starts = np.repeat(np.cumsum(counts) - counts, counts)
-    tokens = np.repeat(first, counts) + np.arange(int(counts.sum()), dtype=np.int64) - run_starts
+    pieces = np.repeat(np.arange(n_pieces, dtype=np.int64), counts)
+    tokens = _ranges(first, counts)
     return tokens, pieces

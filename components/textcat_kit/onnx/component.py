@@ -18,6 +18,7 @@ the output layer's bias otherwise; here ``nlp(text)`` and ``nlp.pipe`` always ag
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,12 @@ from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 
 from ..errors import ConfigError
-from .alignment import window_alignment_pairs
+from .alignment import alignment_pairs
 from .encoder import OnnxEncoder
 from .errors import OnnxErrors
 from .head import ClassifierHead
-from .pooling import FloatArray, mean_pool_tokens, reduce_doc
-from .tokenization import EncodedWindow, IntArray, TokenizerSettings, WordpieceTokenizer
+from .pooling import FloatArray, mean_pool_tokens, reduce_docs
+from .tokenization import IntArray, TokenizerSettings, WordpieceTokenizer
 from .windows import strided_window_bounds
 
 FACTORY_NAME = "textcat_kit_onnx_textcat"
@@ -126,7 +127,7 @@ class OnnxTextCategorizer(Pipe):
         scorer: Callable[..., dict[str, Any]] | None = None,
     ) -> None:
         if window < 1 or stride < 1:
-            raise ConfigError(OnnxErrors.E164.format(name=name, window=window, stride=stride))
+            raise ConfigError(OnnxErrors.E174.format(name=name, window=window, stride=stride))
         self.vocab = vocab
         self.name = name
         self.window = window
@@ -149,6 +150,13 @@ class OnnxTextCategorizer(Pipe):
         return tuple(self.cfg["labels"])
 
     @property
+    def is_exclusive(self) -> bool:
+        """Whether the labels are mutually exclusive (softmax) rather than independent."""
+        if self.head is None:
+            raise ConfigError(OnnxErrors.E171.format(name=self.name))
+        return self.head.exclusive
+
+    @property
     def is_loaded(self) -> bool:
         return self.head is not None and self.tokenizer is not None and self.encoder is not None
 
@@ -162,10 +170,19 @@ class OnnxTextCategorizer(Pipe):
         model: bytes | Path,
     ) -> None:
         """Set the fitted state: labels, output layer, tokenizer and ONNX encoder."""
+        for package in ("onnxruntime", "tokenizers"):
+            try:
+                importlib.import_module(package)
+            except ImportError as error:
+                raise ConfigError(
+                    OnnxErrors.E163.format(name=self.name, package=package, detail=error)
+                ) from error
         if head.n_labels != len(labels):
             raise ConfigError(
-                f"[E166] Component '{self.name}': the output layer has {head.n_labels} rows "
-                f"but there are {len(labels)} labels ({list(labels)}). Re-run the export."
+                OnnxErrors.E176.format(
+                    name=self.name, n_rows=head.n_labels, n_labels=len(labels),
+                    labels=list(labels),
+                )
             )
         self.cfg["labels"] = list(labels)
         self.head = head
@@ -197,30 +214,27 @@ class OnnxTextCategorizer(Pipe):
     def predict(self, docs: Sequence[Doc]) -> FloatArray:
         """Scores ``(len(docs), len(labels))``; docs without tokens score 0.0 everywhere."""
         if self.head is None or self.tokenizer is None or self.encoder is None:
-            raise ConfigError(OnnxErrors.E161.format(name=self.name))
+            raise ConfigError(OnnxErrors.E171.format(name=self.name))
         docs = list(docs)
         scores = np.zeros((len(docs), self.head.n_labels), dtype=np.float32)
-        plans = [_plan_windows(doc, self.window, self.stride) for doc in docs]
-        texts = [text for plan in plans for text in plan.texts]
-        if not texts:
+        rows = [row for row, doc in enumerate(docs) if len(doc) > 0]
+        if not rows:
             return scores
-        windows = self.tokenizer.encode(texts)
+        batch = plan_windows([docs[row] for row in rows], self.window, self.stride)
+        windows = self.tokenizer.encode(batch.texts)
         hidden = self.encoder.encode(windows, self.tokenizer.settings)
-        doc_vectors: list[FloatArray] = []
-        scored_rows: list[int] = []
-        cursor = 0
-        for row, (doc, plan) in enumerate(zip(docs, plans, strict=True)):
-            n_windows = len(plan.texts)
-            if n_windows == 0:
-                continue
-            doc_windows = windows[cursor : cursor + n_windows]
-            doc_hidden = hidden[cursor : cursor + n_windows]
-            cursor += n_windows
-            token_vectors = _token_vectors(plan, doc_windows, doc_hidden, len(doc))
-            doc_vectors.append(reduce_doc(token_vectors, self.head.reductions))
-            scored_rows.append(row)
-        if doc_vectors:
-            scores[scored_rows] = self.head.predict(np.stack(doc_vectors))
+        tokens, pieces = alignment_pairs(
+            batch.token_starts,
+            batch.token_lengths,
+            batch.token_ids,
+            batch.window_n_tokens,
+            batch.window_text_lengths,
+            np.concatenate([window.offsets for window in windows]),
+            np.array([len(window) for window in windows], dtype=np.int64),
+        )
+        token_vectors = mean_pool_tokens(hidden, tokens, pieces, int(batch.doc_lengths.sum()))
+        doc_vectors = reduce_docs(token_vectors, batch.doc_lengths, self.head.reductions)
+        scores[rows] = self.head.predict(doc_vectors)
         return scores
 
     def set_annotations(self, docs: Iterable[Doc], scores: FloatArray) -> None:
@@ -234,7 +248,7 @@ class OnnxTextCategorizer(Pipe):
     ) -> None:
         """Nothing to initialise: the state comes from the export. Fails if it is missing."""
         if not self.is_loaded:
-            raise ConfigError(OnnxErrors.E161.format(name=self.name))
+            raise ConfigError(OnnxErrors.E171.format(name=self.name))
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
         """Score ``doc.cats`` with the configured scorer (spaCy's textcat scorers)."""
@@ -253,7 +267,7 @@ class OnnxTextCategorizer(Pipe):
 
     def _state(self) -> tuple[dict[str, Any], ClassifierHead, WordpieceTokenizer, bytes]:
         if self.head is None or self.tokenizer is None or self._model_source is None:
-            raise ConfigError(OnnxErrors.E161.format(name=self.name))
+            raise ConfigError(OnnxErrors.E171.format(name=self.name))
         cfg = dict(self.cfg)
         cfg["tokenizer"] = self.tokenizer.settings.to_dict()
         cfg["format_version"] = FORMAT_VERSION
@@ -261,7 +275,7 @@ class OnnxTextCategorizer(Pipe):
         if isinstance(source, Path):
             if not source.exists():
                 raise ConfigError(
-                    OnnxErrors.E162.format(path=source, name=self.name, detail="model.onnx")
+                    OnnxErrors.E172.format(path=source, name=self.name, detail="model.onnx")
                 )
             source = source.read_bytes()
         return cfg, self.head, self.tokenizer, source
@@ -284,7 +298,7 @@ class OnnxTextCategorizer(Pipe):
         for file_name in (CFG_FILE, HEAD_FILE, TOKENIZER_FILE, MODEL_FILE):
             if not (directory / file_name).exists():
                 raise ConfigError(
-                    OnnxErrors.E162.format(path=directory, name=self.name, detail=file_name)
+                    OnnxErrors.E172.format(path=directory, name=self.name, detail=file_name)
                 )
         cfg = srsly.read_json(directory / CFG_FILE)
         self._apply_cfg(cfg)
@@ -325,9 +339,9 @@ class OnnxTextCategorizer(Pipe):
     def _apply_cfg(self, cfg: dict[str, Any]) -> None:
         if cfg.get("format_version") != FORMAT_VERSION:
             raise ConfigError(
-                f"[E167] Component '{self.name}': state format version "
-                f"{cfg.get('format_version')} is not supported (this package reads version "
-                f"{FORMAT_VERSION}). Re-export with this version of spacy-textcat-kit."
+                OnnxErrors.E177.format(
+                    name=self.name, found=cfg.get("format_version"), expected=FORMAT_VERSION
+                )
             )
         for key in ("threshold", "positive_label"):
             if key in cfg:
@@ -335,55 +349,55 @@ class OnnxTextCategorizer(Pipe):
 
 
 @dataclass
-class _WindowPlan:
-    """Where a doc's windows lie: token bounds, texts, and every token's character offsets."""
+class WindowBatch:
+    """The strided windows of a batch of non-empty docs, flattened for the alignment.
 
-    bounds: list[tuple[int, int]]
+    texts: the text of every window (docs in order, windows in order).
+    token_starts / token_lengths / token_ids: for every token of every window, its
+        character offset in the window's text, its length, and its row among all tokens
+        of the batch (a token in two overlapping windows appears twice with the same row).
+    window_n_tokens / window_text_lengths: tokens and characters of each window.
+    doc_lengths: tokens of each doc.
+    """
+
     texts: list[str]
     token_starts: IntArray
     token_lengths: IntArray
+    token_ids: IntArray
+    window_n_tokens: IntArray
+    window_text_lengths: IntArray
+    doc_lengths: IntArray
 
 
-def _plan_windows(doc: Doc, window: int, stride: int) -> _WindowPlan:
-    """Cut ``doc`` into the strided windows of spacy-transformers and take their texts."""
-    if len(doc) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return _WindowPlan([], [], empty, empty)
-    positions = doc.to_array(["IDX", "LENGTH"]).astype(np.int64).reshape(-1, 2)
-    starts, lengths = positions[:, 0], positions[:, 1]
-    bounds = strided_window_bounds(len(doc), window, stride)
-    texts = [
-        doc.text[int(starts[begin]) : int(starts[end - 1] + lengths[end - 1])]
-        for begin, end in bounds
-    ]
-    return _WindowPlan(bounds, texts, starts, lengths)
-
-
-def _token_vectors(
-    plan: _WindowPlan,
-    windows: Sequence[EncodedWindow],
-    hidden: Sequence[FloatArray],
-    n_tokens: int,
-) -> FloatArray:
-    """Mean of the wordpiece vectors aligned to each token, over all windows of the doc."""
-    all_tokens = []
-    all_pieces = []
-    piece_base = 0
-    for (begin, end), window, window_hidden in zip(plan.bounds, windows, hidden, strict=True):
-        char_base = plan.token_starts[begin]
-        text_length = int(plan.token_starts[end - 1] + plan.token_lengths[end - 1] - char_base)
-        tokens, pieces = window_alignment_pairs(
-            plan.token_starts[begin:end] - char_base,
-            plan.token_lengths[begin:end],
-            text_length,
-            window.offsets,
-        )
-        all_tokens.append(tokens + begin)
-        all_pieces.append(pieces + piece_base)
-        piece_base += len(window_hidden)
-    return mean_pool_tokens(
-        np.concatenate(list(hidden), axis=0),
-        np.concatenate(all_tokens),
-        np.concatenate(all_pieces),
-        n_tokens,
+def plan_windows(docs: Sequence[Doc], window: int, stride: int) -> WindowBatch:
+    """Cut each doc into the windows of ``spacy-transformers.strided_spans.v1``."""
+    texts: list[str] = []
+    starts: list[IntArray] = []
+    lengths: list[IntArray] = []
+    ids: list[IntArray] = []
+    n_tokens: list[int] = []
+    n_chars: list[int] = []
+    doc_lengths = np.array([len(doc) for doc in docs], dtype=np.int64)
+    doc_offsets = np.cumsum(doc_lengths) - doc_lengths
+    for doc, doc_offset in zip(docs, doc_offsets.tolist(), strict=True):
+        positions = doc.to_array(["IDX", "LENGTH"]).astype(np.int64).reshape(-1, 2)
+        token_starts, token_lengths = positions[:, 0], positions[:, 1]
+        doc_text = doc.text
+        for begin, end in strided_window_bounds(len(doc), window, stride):
+            char_begin = int(token_starts[begin])
+            char_end = int(token_starts[end - 1] + token_lengths[end - 1])
+            texts.append(doc_text[char_begin:char_end])
+            starts.append(token_starts[begin:end] - char_begin)
+            lengths.append(token_lengths[begin:end])
+            ids.append(np.arange(doc_offset + begin, doc_offset + end, dtype=np.int64))
+            n_tokens.append(end - begin)
+            n_chars.append(char_end - char_begin)
+    return WindowBatch(
+        texts=texts,
+        token_starts=np.concatenate(starts),
+        token_lengths=np.concatenate(lengths),
+        token_ids=np.concatenate(ids),
+        window_n_tokens=np.array(n_tokens, dtype=np.int64),
+        window_text_lengths=np.array(n_chars, dtype=np.int64),
+        doc_lengths=doc_lengths,
     )

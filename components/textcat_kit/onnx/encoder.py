@@ -5,7 +5,8 @@ models) of shape ``(batch, sequence)`` as int64 and returns ``last_hidden_state`
 ``(batch, sequence, width)``. Padding positions are masked out of the attention, so a
 window's vectors do not depend on how it is batched; we therefore sort windows by length
 and batch similar lengths together, which wastes less work on padding than the single
-padded batch spacy-transformers builds.
+padded batch spacy-transformers builds. The vectors of all windows come back as one array,
+without the padding, in the order of the windows.
 """
 
 from __future__ import annotations
@@ -68,30 +69,37 @@ class OnnxEncoder:
 
     def encode(
         self, windows: Sequence[EncodedWindow], settings: TokenizerSettings
-    ) -> list[FloatArray]:
-        """Vectors ``(len(window), width)`` of each window, in the order given."""
-        outputs: list[FloatArray | None] = [None] * len(windows)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+    ) -> FloatArray:
+        """Vectors of all wordpieces, ``(sum of window lengths, width)``, windows in order."""
+        lengths = np.array([len(window) for window in windows], dtype=np.int64)
+        row_starts = np.cumsum(lengths) - lengths
+        output: FloatArray | None = None
+        order = np.argsort(lengths, kind="stable")
         batch: list[int] = []
-        for index in order:
-            # Sorted ascending, so the new window is the longest of the candidate batch.
-            if batch and (len(batch) + 1) * len(windows[index]) > self.max_batch_items:
-                self._run_into(outputs, batch, windows, settings)
+        for index in order.tolist():
+            # Ascending lengths: the new window is the longest of the candidate batch.
+            if batch and (len(batch) + 1) * int(lengths[index]) > self.max_batch_items:
+                output = self._run_into(output, batch, windows, settings, row_starts, lengths)
                 batch = []
             batch.append(index)
         if batch:
-            self._run_into(outputs, batch, windows, settings)
-        filled = [output for output in outputs if output is not None]
-        assert len(filled) == len(windows), "every window is in exactly one batch"
-        return filled
+            output = self._run_into(output, batch, windows, settings, row_starts, lengths)
+        assert output is not None, "encode needs at least one window"
+        return output
 
     def _run_into(
         self,
-        outputs: list[FloatArray | None],
+        output: FloatArray | None,
         batch: list[int],
         windows: Sequence[EncodedWindow],
         settings: TokenizerSettings,
-    ) -> None:
+        row_starts: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.int64],
+    ) -> FloatArray:
         hidden = self.run_batch([windows[i] for i in batch], settings)
+        if output is None:
+            output = np.empty((int(lengths.sum()), hidden.shape[-1]), dtype=np.float32)
         for row, index in enumerate(batch):
-            outputs[index] = hidden[row, : len(windows[index])]
+            start, length = int(row_starts[index]), int(lengths[index])
+            output[start : start + length] = hidden[row, :length]
+        return output

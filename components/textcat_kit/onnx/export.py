@@ -52,7 +52,6 @@ TRANSFORMER_MODELS = (
 )
 REDUCE_ARCHITECTURES = ("spacy.TextCatReduce.v1",)
 MEAN_ONLY_ARCHITECTURES = ("spacy.TextCatCNN.v1", "spacy.TextCatCNN.v2")
-TEXTCAT_FACTORIES = ("textcat", "textcat_multilabel")
 TORCH_ONLY_REQUIREMENTS = ("spacy-transformers", "torch", "transformers")
 RUNTIME_REQUIREMENTS = (
     f"spacy-textcat-kit>={__version__}",
@@ -146,7 +145,7 @@ def export_onnx_pipeline(
     _require_torch_stack()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise ConfigError(OnnxErrors.E163.format(path=out_dir))
+        raise ConfigError(OnnxErrors.E173.format(path=out_dir))
     nlp = spacy.load(model_dir)
     pair = find_transformer_textcat(nlp, model_dir)
     texts = list(check_texts)
@@ -205,28 +204,37 @@ def export_onnx_pipeline(
     )
     if quantize is None and max_diff > FP32_TOLERANCE:
         raise ConfigError(
-            f"[E168] The fp32 export in {out_dir} differs from {model_dir} by up to "
-            f"{max_diff:.2e} in doc.cats on the check texts (tolerance {FP32_TOLERANCE:.0e}). "
-            "Please report this with the pipeline's config.cfg."
+            OnnxErrors.E178.format(
+                out_dir=out_dir, model_dir=model_dir, max_diff=max_diff, tolerance=FP32_TOLERANCE
+            )
         )
     return report
 
 
 def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerTextcat:
-    """Find the textcat fed by a transformer listener and check we can reproduce it."""
+    """Find the textcat fed by a transformer listener and check we can reproduce it.
+
+    Any spaCy ``TextCategorizer`` counts (``textcat``, ``textcat_multilabel`` and
+    subclasses such as textcat-kit's weighted textcats) whose ``model.tok2vec`` is a
+    ``TransformerListener``.
+    """
+    from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
+
     components = nlp.config["components"]
     candidates = [
         name
-        for name in nlp.pipe_names
-        if components[name].get("factory") in TEXTCAT_FACTORIES
+        for name, pipe in nlp.pipeline
+        if isinstance(pipe, TextCategorizer)
         and components[name].get("model", {}).get("tok2vec", {}).get("@architectures")
         == LISTENER_ARCHITECTURE
     ]
     if not candidates:
-        raise ConfigError(OnnxErrors.E155.format(model_dir=model_dir, pipe_names=nlp.pipe_names))
+        raise ConfigError(OnnxErrors.E165.format(model_dir=model_dir, pipe_names=nlp.pipe_names))
     if len(candidates) > 1:
         raise ConfigError(
-            OnnxErrors.E156.format(model_dir=model_dir, n=len(candidates), names=candidates)
+            OnnxErrors.E166.format(
+                model_dir=model_dir, detail=f"{len(candidates)} text classifiers: {candidates}"
+            )
         )
     textcat_name = candidates[0]
     textcat_config = components[textcat_name]
@@ -236,18 +244,19 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     other_listeners = [
         name
         for name in nlp.pipe_names
-        if name != textcat_name and LISTENER_ARCHITECTURE in str(components[name])
+        if name != textcat_name and _uses_listener(components[name])
     ]
     if other_listeners:
         raise ConfigError(
-            f"[E169] The transformer '{transformer_name}' in {model_dir} also feeds "
-            f"{other_listeners}; the export replaces a transformer used only by the text "
-            "classifier. Export a pipeline without those components."
+            OnnxErrors.E179.format(
+                name=transformer_name, model_dir=model_dir, others=other_listeners
+            )
         )
+    exclusive = not isinstance(nlp.get_pipe(textcat_name), MultiLabel_TextCategorizer)
     pooling = listener.get("pooling", {}).get("@layers")
     if pooling != "reduce_mean.v1":
         raise ConfigError(
-            OnnxErrors.E157.format(
+            OnnxErrors.E167.format(
                 name=textcat_name, model_dir=model_dir, what="listener pooling",
                 value=pooling, supported="reduce_mean.v1",
             )
@@ -259,7 +268,7 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
         reductions = ("mean",)
     else:
         raise ConfigError(
-            OnnxErrors.E157.format(
+            OnnxErrors.E167.format(
                 name=textcat_name, model_dir=model_dir, what="architecture",
                 value=architecture,
                 supported=", ".join(REDUCE_ARCHITECTURES + MEAN_ONLY_ARCHITECTURES),
@@ -268,7 +277,7 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     trf_model = components[transformer_name]["model"]
     if trf_model.get("@architectures") not in TRANSFORMER_MODELS:
         raise ConfigError(
-            OnnxErrors.E157.format(
+            OnnxErrors.E167.format(
                 name=transformer_name, model_dir=model_dir, what="architecture",
                 value=trf_model.get("@architectures"), supported=", ".join(TRANSFORMER_MODELS),
             )
@@ -276,7 +285,7 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     spans = trf_model.get("get_spans", {})
     if spans.get("@span_getters") != STRIDED_SPANS:
         raise ConfigError(
-            OnnxErrors.E157.format(
+            OnnxErrors.E167.format(
                 name=transformer_name, model_dir=model_dir, what="span getter",
                 value=spans.get("@span_getters"), supported=STRIDED_SPANS,
             )
@@ -284,7 +293,7 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     return _TransformerTextcat(
         transformer_name=transformer_name,
         textcat_name=textcat_name,
-        exclusive=bool(model_config.get("exclusive_classes", True)),
+        exclusive=exclusive,
         reductions=reductions,
         window=int(spans["window"]),
         stride=int(spans["stride"]),
@@ -363,7 +372,7 @@ def verify_encoder(
     max_diff = float(np.abs(got - expected)[mask].max())
     if max_diff > ENCODER_TOLERANCE:
         raise ConfigError(
-            OnnxErrors.E159.format(
+            OnnxErrors.E169.format(
                 max_diff=max_diff, tolerance=ENCODER_TOLERANCE,
                 transformers_version=transformers.__version__,
                 model_class=type(transformer).__name__,
@@ -395,7 +404,7 @@ def quantize_encoder(fp32_path: Path, out_path: Path, quantization: Quantization
 
     if quantization is not Quantization.int8:
         raise ConfigError(
-            OnnxErrors.E160.format(value=quantization, options=[q.value for q in Quantization])
+            OnnxErrors.E170.format(value=quantization, options=[q.value for q in Quantization])
         )
     # quantize_dynamic logs a hint about static-quantisation pre-processing on the root logger.
     with warnings.catch_warnings(), _quiet_root_logger():
@@ -461,8 +470,19 @@ def _require_torch_stack() -> None:
         import spacy_transformers  # noqa: F401
         import torch  # noqa: F401
         import transformers  # noqa: F401
+
+        import onnx  # noqa: F401
     except ImportError as error:
-        raise ConfigError(OnnxErrors.E154.format(detail=error)) from error
+        raise ConfigError(OnnxErrors.E164.format(detail=error)) from error
+
+
+def _uses_listener(config: Any) -> bool:
+    """Whether a component config contains a TransformerListener anywhere."""
+    if isinstance(config, dict):
+        if config.get("@architectures") == LISTENER_ARCHITECTURE:
+            return True
+        return any(_uses_listener(value) for value in config.values())
+    return False
 
 
 def _upstream_transformer(nlp: Language, upstream: str, model_dir: Path) -> str:
@@ -475,9 +495,10 @@ def _upstream_transformer(nlp: Language, upstream: str, model_dir: Path) -> str:
         transformers = [name for name in transformers if name == upstream]
     if len(transformers) != 1:
         raise ConfigError(
-            f"[E170] Cannot tell which transformer feeds the text classifier in {model_dir}: "
-            f"listener upstream '{upstream}', transformer components {transformers}. Name "
-            "the upstream component in the listener's `upstream` setting."
+            OnnxErrors.E166.format(
+                model_dir=model_dir,
+                detail=f"listener upstream '{upstream}', transformer components {transformers}",
+            )
         )
     return transformers[0]
 
@@ -487,14 +508,14 @@ def _tokenizer_settings(
 ) -> TokenizerSettings:
     if not getattr(hf_tokenizer, "is_fast", False):
         raise ConfigError(
-            OnnxErrors.E158.format(
+            OnnxErrors.E168.format(
                 name=pair.transformer_name, model_dir=model_dir,
                 tokenizer_class=type(hf_tokenizer).__name__,
             )
         )
     if getattr(hf_tokenizer, "padding_side", "right") != "right":
         raise ConfigError(
-            OnnxErrors.E165.format(
+            OnnxErrors.E175.format(
                 name=pair.transformer_name, model_dir=model_dir, side=hf_tokenizer.padding_side
             )
         )

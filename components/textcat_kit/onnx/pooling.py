@@ -44,25 +44,33 @@ def mean_pool_tokens(
     return np.asarray(pooling @ hidden, dtype=np.float32)
 
 
-def reduce_doc(token_vectors: FloatArray, reductions: Sequence[str]) -> FloatArray:
-    """One doc vector: the enabled reductions over its tokens, concatenated.
+def reduce_docs(
+    token_vectors: FloatArray, doc_lengths: IntArray, reductions: Sequence[str]
+) -> FloatArray:
+    """Doc vectors: the enabled reductions over each doc's tokens, concatenated.
 
-    ``reductions`` is a subsequence of :data:`REDUCTIONS` (kept in that order). The doc
-    must have at least one token; empty docs are handled by the caller.
+    token_vectors: ``(n_tokens, width)``, the docs' tokens one doc after the other.
+    doc_lengths: tokens per doc; every doc must have at least one (empty docs are handled
+        by the caller).
+    reductions: a subsequence of :data:`REDUCTIONS`, concatenated in that order.
     """
+    if np.any(doc_lengths < 1):
+        raise ValueError("every doc needs at least one token")
+    starts = np.cumsum(doc_lengths) - doc_lengths
     parts: list[FloatArray] = []
     for reduction in reductions:
         if reduction == "first":
-            parts.append(token_vectors[0])
+            parts.append(token_vectors[starts])
         elif reduction == "last":
-            parts.append(token_vectors[-1])
+            parts.append(token_vectors[starts + doc_lengths - 1])
         elif reduction == "max":
-            parts.append(token_vectors.max(axis=0))
+            parts.append(np.maximum.reduceat(token_vectors, starts, axis=0))
         elif reduction == "mean":
-            parts.append(token_vectors.mean(axis=0, dtype=np.float32))
+            sums = np.add.reduceat(token_vectors, starts, axis=0)
+            parts.append((sums / doc_lengths[:, None]).astype(np.float32))
         else:
             raise ValueError(f"unknown reduction '{reduction}'; expected one of {REDUCTIONS}")
-    return np.concatenate(parts).astype(np.float32, copy=False)
+    return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
 
 def softmax(logits: FloatArray) -> FloatArray:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import ConfigError
 from ..onnx.errors import OnnxErrors
 
 Architecture = Literal["bert", "roberta"]
@@ -53,11 +54,11 @@ def parse_size(size: str) -> EncoderSize:
     spec = TINY_SIZE if size == "tiny" else size
     match = _SIZE_PATTERN.match(spec)
     if match is None:
-        raise ValueError(OnnxErrors.E150.format(size=size))
+        raise ConfigError(OnnxErrors.E160.format(size=size))
     n_layers, hidden_size = int(match.group(1)), int(match.group(2))
     n_heads = max(1, hidden_size // 64)
     if n_layers < 1 or hidden_size < 1 or hidden_size % n_heads:
-        raise ValueError(OnnxErrors.E150.format(size=size))
+        raise ConfigError(OnnxErrors.E160.format(size=size))
     return EncoderSize(n_layers, hidden_size, n_heads, 4 * hidden_size)
 
 
@@ -99,7 +100,7 @@ def build_tiny_transformer(
     output_dir.mkdir(parents=True, exist_ok=True)
     text_list = [text for text in texts if text.strip()]
     if not text_list:
-        raise ValueError(OnnxErrors.E151)
+        raise ConfigError(OnnxErrors.E161)
     torch.manual_seed(seed)
     common: dict[str, Any] = {
         "hidden_size": shape.hidden_size,
@@ -138,7 +139,7 @@ def build_tiny_transformer(
         )
         model = RobertaModel(roberta_config)
     else:
-        raise ValueError(OnnxErrors.E152.format(architecture=architecture))
+        raise ConfigError(OnnxErrors.E162.format(architecture=architecture))
     model.eval()
     model.save_pretrained(output_dir)
     fast_tokenizer.save_pretrained(output_dir)
