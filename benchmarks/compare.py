@@ -4,8 +4,8 @@ For each dataset (a ``textcat-kit corpus`` directory) and each system (see
 :mod:`compare_systems`) three phases run, each in a fresh Python process so that its
 peak RSS and timings belong to it alone:
 
-1. ``train``: train (choosing the baselines' setting on dev), timed; peak RSS of the
-   process (``os.wait4``);
+1. ``train``: train (choosing the baselines' setting on dev), timed, and the peak RSS
+   of the process (which read the ``.spacy`` corpus with spaCy, whatever the system);
 2. ``predict``: dev and test probabilities (and, for our pipelines, calibrated scores and
    the decision component's decisions via :func:`textcat_kit.evaluation.evaluate`),
    saved as ``.npy``;
@@ -53,7 +53,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the speed phase of a baseline must not carry spaCy's or scikit-learn's memory.
 from compare_systems import (  # noqa: E402
     REPO_ROOT,
-    SPACY_SYSTEMS,
     SYSTEM_NAMES,
     Corpus,
     System,
@@ -78,7 +77,18 @@ app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    ``VmHWM`` of ``/proc/self/status``, not ``ru_maxrss``: Linux carries ``ru_maxrss``
+    over from the parent through fork and exec, so every worker would report at least
+    the orchestrator's size. Falls back to ``ru_maxrss`` where there is no ``/proc``.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -103,12 +113,9 @@ def machine_load() -> dict[str, Any]:
     return {"loadavg_1m": round(load[0], 2), "loadavg_5m": round(load[1], 2), "busy": busy}
 
 
-def run_isolated(command: list[str]) -> tuple[int, float]:
-    """Run ``command``; return its exit code and peak RSS in MiB (its own, via wait4)."""
-    process = subprocess.Popen(command)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss / 1024
+def run_isolated(command: list[str]) -> int:
+    """Run ``command`` in a fresh Python process and return its exit code."""
+    return subprocess.run(command, check=False).returncode
 
 
 def machine_info() -> dict[str, Any]:
@@ -138,6 +145,7 @@ def system_dir(workdir: Path, corpus_name: str, system: str) -> Path:
 def train_phase(system: System, corpus: Corpus, workdir: Path) -> dict[str, Any]:
     load_before = machine_load()
     report = system.train(corpus, workdir)
+    report["peak_rss_mb"] = peak_rss_mb()
     report["load_before"] = load_before
     report["load_after"] = machine_load()
     report["model_bytes"] = directory_size(system.model_path(workdir))
@@ -269,16 +277,24 @@ def phase_command(
     reuse_model: Path | None = typer.Option(None),
 ) -> None:
     """One phase of one system, run in its own process; writes ``<workdir>/<phase>.json``."""
-    if system_name in SPACY_SYSTEMS:
-        block_torch()
+    # No system here uses torch; without the block thinc would import it into every
+    # process that imports spaCy (to read the corpus) and inflate the RSS of all of them.
+    block_torch()
     system = make_system(system_name, overrides=_parse_overrides(override), reuse_model=reuse_model)
     report = run_phase(phase, system, corpus_dir, workdir, n_speed_docs, repeats)
     (workdir / f"{phase}.json").write_text(json.dumps(report, indent=2), encoding="utf8")
 
 
 def run_phase(
-    phase: str, system: System, corpus_dir: Path, workdir: Path, n_speed_docs: int, repeats: int
+    phase: str,
+    system: System,
+    corpus_dir: Path,
+    workdir: Path,
+    n_speed_docs: int,
+    repeats: int,
+    corpus: Corpus | None = None,
 ) -> dict[str, Any]:
+    """Run ``phase``; ``corpus`` saves reading ``corpus_dir`` again when run in-process."""
     workdir.mkdir(parents=True, exist_ok=True)
     speed_input = workdir / "speed_input.json"
     if phase == "speed":
@@ -288,7 +304,7 @@ def run_phase(
         return speed_phase(
             system, meta["labels"], meta["exclusive"], workdir, meta["texts"], repeats
         )
-    corpus = read_corpus(corpus_dir)
+    corpus = corpus or read_corpus(corpus_dir)
     if phase == "predict":
         texts = speed_texts(corpus.test.texts, n_speed_docs)
         meta = {"labels": corpus.labels, "exclusive": corpus.exclusive, "texts": texts}
@@ -342,14 +358,18 @@ def benchmark_system(
                 command += ["--override", f"{key}={value}"]
             if reuse_model is not None:
                 command += ["--reuse-model", str(reuse_model)]
-            code, rss_mb = run_isolated(command)
+            code = run_isolated(command)
             if code != 0:
-                raise RuntimeError(f"[E175] {name} {phase} phase failed (exit code {code}).")
+                raise RuntimeError(
+                    f"[E175] {name} {phase} phase failed (exit code {code}); its traceback "
+                    "is printed above. Rerun that phase alone with the command: "
+                    + " ".join(command)
+                )
             report = json.loads((directory / f"{phase}.json").read_text(encoding="utf8"))
-            if phase == "train":
-                report["peak_rss_mb"] = rss_mb
         else:
-            report = run_phase(phase, system, corpus.directory, directory, n_speed_docs, repeats)
+            report = run_phase(
+                phase, system, corpus.directory, directory, n_speed_docs, repeats, corpus
+            )
         entry[phase] = report
     return entry
 

@@ -86,15 +86,16 @@ def abstain_decisions(probs: np.ndarray, threshold: float) -> np.ndarray:
 def decision_scores(decided: np.ndarray, gold: np.ndarray) -> dict[str, float]:
     """Accuracy (exact label set), macro/micro F1, coverage and precision on covered docs."""
     prf = metrics.prf_per_label(decided, gold)
-    positive = gold >= 0.5
-    chosen = decided >= 1
-    exact = np.all(chosen == positive, axis=1)
-    covered = chosen.any(axis=1)
+    positive = np.asarray(gold >= 0.5)
+    chosen = np.asarray(decided >= 1)
+    exact = np.asarray(np.all(chosen == positive, axis=1))
+    covered = np.asarray(chosen.any(axis=1))
+    n_docs = exact.shape[0]
     return {
-        "accuracy": float(exact.mean()) if len(exact) else 0.0,
+        "accuracy": float(exact.mean()) if n_docs else 0.0,
         "macro_f": prf.macro_f,
         "micro_f": prf.micro_f,
-        "coverage": float(covered.mean()) if len(covered) else 0.0,
+        "coverage": float(covered.mean()) if n_docs else 0.0,
         "kept_precision": float(exact[covered].mean()) if covered.any() else 0.0,
     }
 
@@ -149,11 +150,7 @@ def score_system(
     rules = fit_decision_rules(dev_probs, dev_gold, exclusive, abstain_precision)
     for rule_name, (rule, setting) in rules.items():
         figures = decision_scores(rule(test_probs), test_gold)
-        rows.append(
-            ScoreRow(
-                system=system, scores=scores, rule=rule_name, ece=ece, setting=setting, **figures
-            )
-        )
+        rows.append(_row(system, scores, rule_name, setting, ece, figures))
     return rows
 
 
@@ -167,6 +164,28 @@ def score_decided(
     exclusive: bool,
 ) -> ScoreRow:
     """The row of decisions a pipeline took itself (our decision component)."""
-    figures = decision_scores(decided, test_gold)
-    ece = calibration_error(test_probs, test_gold, exclusive)
-    return ScoreRow(system=system, scores=scores, rule=rule, ece=ece, **figures)
+    return _row(
+        system,
+        scores,
+        rule,
+        "",
+        calibration_error(test_probs, test_gold, exclusive),
+        decision_scores(decided, test_gold),
+    )
+
+
+def _row(
+    system: str, scores: str, rule: str, setting: str, ece: float, figures: dict[str, float]
+) -> ScoreRow:
+    return ScoreRow(
+        system=system,
+        scores=scores,
+        rule=rule,
+        accuracy=figures["accuracy"],
+        macro_f=figures["macro_f"],
+        micro_f=figures["micro_f"],
+        ece=ece,
+        coverage=figures["coverage"],
+        kept_precision=figures["kept_precision"],
+        setting=setting,
+    )

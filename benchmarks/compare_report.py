@@ -143,14 +143,13 @@ def commands(result: dict[str, Any]) -> str:
 def speed_breakdown_table(result: dict[str, Any]) -> str:
     """The ``speed_pipeline.py`` result: docs/s of each stage, measured in one run."""
     lines = [
-        "| what runs | docs/s (median) | runs | relative to tokenizer |",
-        "|---|---:|---|---:|",
+        "| what runs | docs/s, wall (median) | docs/s, CPU time (median) | wall runs |",
+        "|---|---:|---:|---|",
     ]
-    tokenizer = result["stages"].get("tokenizer", {}).get("docs_per_s")
     for stage in result["stages"].values():
         runs = ", ".join(f"{r:,.0f}" for r in stage["runs"])
-        relative = f"{stage['docs_per_s'] / tokenizer:.2f}" if tokenizer else "–"
-        lines.append(f"| {stage['label']} | {stage['docs_per_s']:,.0f} | {runs} | {relative} |")
+        cpu = _thousands(stage.get("cpu_docs_per_s"))
+        lines.append(f"| {stage['label']} | {stage['docs_per_s']:,.0f} | {cpu} | {runs} |")
     return "\n".join(lines)
 
 
@@ -202,28 +201,34 @@ def generated_block(results_dir: Path) -> str:
 
 def speed_section(result: dict[str, Any]) -> str:
     overhead = result["overhead"]
-    multi = result.get("multiprocess", {})
     lines = [
         f"### Where the time goes in `nlp.pipe`: {result['model']}",
         "",
         f"`{result['command']}` — {result['n_docs']:,} texts (test texts repeated), "
-        f"{result['rounds']} interleaved rounds, medians; machine load before "
-        f"{result['load_before']['loadavg_1m']}, after {result['load_after']['loadavg_1m']}.",
+        f"batch size {result['batch_size']}, {result['rounds']} interleaved rounds; "
+        f"load average (1 min) {result['load_before']['loadavg_1m']} before, "
+        f"{result['load_after']['loadavg_1m']} after.",
         "",
         speed_breakdown_table(result),
         "",
-        f"- calibrator + decision add **{overhead['percent']:.1f}%** to the `nlp.pipe` time of "
-        f"the bow pipeline (median of the per-round ratios; rounds: "
+        f"- calibrator + decision add **{overhead['percent']:.1f}%** to the `nlp.pipe` time "
+        f"of the bow pipeline ({overhead['clock']}, median of the per-round ratios; "
+        f"{overhead['best_of_rounds_percent']:.1f}% best round against best round; rounds: "
         + ", ".join(f"{r:.1f}%" for r in overhead["per_round_percent"])
         + ").",
     ]
-    if multi:
-        lines.append(
-            f"- `n_process=2`: {multi['docs_per_s_2proc']:,.0f} docs/s against "
-            f"{multi['docs_per_s_1proc']:,.0f} single-process in the same round: "
-            f"**{multi['ratio']:.2f}×**."
-        )
-    return "\n".join(lines)
+    for name, what in (
+        ("full_2proc", "`nlp.pipe(n_process=2)`"),
+        ("full_pool2", "2 forked processes sending back cats arrays"),
+    ):
+        ratio = result.get(f"{name}_ratio")
+        if ratio:
+            lines.append(
+                f"- {what}: {ratio['docs_per_s_multi']:,.0f} docs/s against "
+                f"{ratio['docs_per_s_1proc']:,.0f} single-process (wall): "
+                f"**{ratio['ratio']:.2f}×** (median of per-round ratios)."
+            )
+    return "\n".join(lines) + "\n"
 
 
 DEFAULT_HEADER = """# Benchmarks: textcat-kit against the tools users would pick instead

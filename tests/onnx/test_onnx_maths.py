@@ -80,15 +80,17 @@ def test_alignment_matches_spacy_transformers(
     )
     # spacy-transformers indexes the padded batch; map our unpadded indices onto it.
     lengths = np.array([len(w) for w in windows])
-    window_of_piece = np.repeat(np.arange(len(windows)), lengths)
-    position = pieces - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    window_of_piece = np.repeat(np.arange(len(windows)), lengths)[pieces]
+    position = pieces - (np.cumsum(lengths) - lengths)[window_of_piece]
     padded_pieces = window_of_piece * padded + position
     ours_by_token: list[list[int]] = [[] for _ in range(len(expected.lengths))]
     for token, piece in zip(tokens.tolist(), padded_pieces.tolist(), strict=True):
         ours_by_token[token].append(piece)
     starts = np.cumsum(expected.lengths) - expected.lengths
+    flat_expected = np.asarray(expected.dataXd).ravel()
+    assert len(tokens) == len(flat_expected)
     for token, (start, length) in enumerate(zip(starts, expected.lengths, strict=True)):
-        assert sorted(ours_by_token[token]) == expected.data[start : start + length].tolist()
+        assert sorted(ours_by_token[token]) == flat_expected[start : start + length].tolist()
 
 
 def test_alignment_of_a_glued_token_and_trailing_space() -> None:
