@@ -205,7 +205,8 @@ def speed_section(result: dict[str, Any]) -> str:
         f"### Where the time goes in `nlp.pipe`: {result['model']}",
         "",
         f"`{result['command']}` — {result['n_docs']:,} texts (test texts repeated), "
-        f"batch size {result['batch_size']}, {result['rounds']} interleaved rounds; "
+        f"batch size {result['batch_size']}, {result['rounds']} interleaved rounds "
+        f"(multi-process stages: {result.get('multiprocess_rounds', result['rounds'])}); "
         f"load average (1 min) {result['load_before']['loadavg_1m']} before, "
         f"{result['load_after']['loadavg_1m']} after.",
         "",

@@ -180,7 +180,7 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
         block = _prf_block(raw_decided, gold, labels, None)
         result["raw"] = {
             "rule": "argmax" if exclusive else "threshold 0.5",
-            **{k: v for k, v in block.items() if k != "per_label"},
+            **block,
             "calibration": calibration_metrics(raw, gold, exclusive),
         }
         result["_raw_probs"] = raw
