@@ -196,7 +196,35 @@ def generated_block(results_dir: Path) -> str:
     for path in sorted(results_dir.glob("speed_*.json")):
         result = json.loads(path.read_text(encoding="utf8"))
         parts.append(speed_section(result))
+    for path in sorted(results_dir.glob("components_*.json")):
+        result = json.loads(path.read_text(encoding="utf8"))
+        parts.append(components_section(result))
     return "\n\n".join(parts)
+
+
+#: The steps of spaCy's own bow pipeline; their sum is the base of the "share" column.
+SPACY_STEPS = ("spaCy: tokenizer", "spaCy: textcat.predict", "spaCy: textcat.set_annotations")
+
+
+def components_section(result: dict[str, Any]) -> str:
+    """``speed_components.py``: µs per doc of each step, and its share of spaCy's steps."""
+    timings = result["us_per_doc"]
+    base = sum(timings.get(step, 0.0) for step in SPACY_STEPS)
+    lines = [
+        f"### Per-doc cost of each step: {result['model']}",
+        "",
+        f"`{result['command']}` — {result['n_docs']:,} docs, {result['n_labels']} labels, "
+        f"CPU time, best of {result['repeats']}; load average (1 min) "
+        f"{result['load_before']:.2f} before, {result['load_after']:.2f} after. "
+        "`alt:` rows are cheaper ways to do the step above them (not in the components).",
+        "",
+        "| step | µs/doc | % of spaCy's tokenizer + predict + set_annotations |",
+        "|---|---:|---:|",
+    ]
+    for name, value in timings.items():
+        share = f"{100 * value / base:.1f}%" if base else "–"
+        lines.append(f"| {name} | {value:.2f} | {share} |")
+    return "\n".join(lines)
 
 
 def speed_section(result: dict[str, Any]) -> str:

@@ -2,8 +2,12 @@
 
 Runs ``benchmarks/compare.py``'s pipeline in-process (train, predict, speed; scoring;
 tables; RESULTS.md) for an exclusive and a multi-label corpus cut from the shared data,
-and ``benchmarks/speed_pipeline.py``'s stages on the tuned pipeline. Asserts the shape
-of the tables and the consistency of the figures, never a timing.
+and ``benchmarks/speed_pipeline.py`` / ``speed_components.py`` on the tuned pipelines.
+Asserts the shape of the tables and the consistency of the figures, never a timing.
+
+The tests that use the trained systems are marked ``slow`` (they train two spaCy
+pipelines, two baselines of each kind and fork worker processes: ~45 s of wall clock on
+an idle 2-core machine); the scoring maths at the end runs in milliseconds.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import compare  # noqa: E402
 import compare_metrics  # noqa: E402
 import compare_report  # noqa: E402
 import compare_systems  # noqa: E402
+import speed_components  # noqa: E402
 import speed_pipeline  # noqa: E402
 
 #: Short training: a few hundred docs are one batch per epoch at the configs' batch size.
@@ -103,6 +108,7 @@ OURS_AFTER_TUNING = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["banking", "emotions"])
 def test_table_has_every_system_and_rule(results: dict[str, Any], dataset: str) -> None:
     result = results[dataset]
@@ -125,6 +131,7 @@ def test_table_has_every_system_and_rule(results: dict[str, Any], dataset: str) 
                 assert 0.0 <= row[key] <= 1.0, (name, row)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["banking", "emotions"])
 def test_costs_are_recorded(results: dict[str, Any], dataset: str) -> None:
     for name, entry in results[dataset]["systems"].items():
@@ -142,6 +149,7 @@ def test_costs_are_recorded(results: dict[str, Any], dataset: str) -> None:
             assert entry["train"]["tune_command"].startswith("textcat-kit tune")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["banking", "emotions"])
 def test_pipeline_decisions_match_evaluate(results: dict[str, Any], dataset: str) -> None:
     """The decision-component row is what textcat_kit.evaluation.evaluate reports."""
@@ -153,6 +161,7 @@ def test_pipeline_decisions_match_evaluate(results: dict[str, Any], dataset: str
     assert row["coverage"] == pytest.approx(evaluate["coverage"])
 
 
+@pytest.mark.slow
 def test_calibration_keeps_the_exclusive_argmax(results: dict[str, Any]) -> None:
     rows = {(r["scores"], r["rule"]): r for r in results["banking"]["systems"]["bow"]["rows"]}
     raw, calibrated = rows[("raw", "argmax")], rows[("calibrated", "argmax")]
@@ -160,6 +169,7 @@ def test_calibration_keeps_the_exclusive_argmax(results: dict[str, Any]) -> None
     assert calibrated["macro_f"] == pytest.approx(raw["macro_f"])
 
 
+@pytest.mark.slow
 def test_results_file_tables_and_markdown(results: dict[str, Any], tmp_path: Path) -> None:
     results_dir: Path = results["results_dir"]
     saved = json.loads((results_dir / "banking.json").read_text(encoding="utf8"))
@@ -182,6 +192,7 @@ def test_results_file_tables_and_markdown(results: dict[str, Any], tmp_path: Pat
     assert "### banking (exclusive" in text and "### emotions (multilabel" in text
 
 
+@pytest.mark.slow
 def test_results_merge_keeps_other_systems(
     results: dict[str, Any], corpora: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -189,12 +200,16 @@ def test_results_merge_keeps_other_systems(
     path = tmp_path / "banking.json"
     path.write_text((results["results_dir"] / "banking.json").read_text(encoding="utf8"))
     before = json.loads(path.read_text(encoding="utf8"))
-    corpus = compare_systems.read_corpus(corpora["banking"], "banking")
+    split = compare_systems.Split(["a text"], np.ones((1, 1)))
+    corpus = compare_systems.Corpus(
+        "banking", corpora["banking"], ["label"], True, split, split, split
+    )
     merged = compare._merge_results(path, corpus, {"quickstart": {"skipped": "not run"}})
     assert set(merged["systems"]) == set(before["systems"]) | {"quickstart"}
     assert merged["systems"]["bow"] == before["systems"]["bow"]
 
 
+@pytest.mark.slow
 def test_speed_breakdown_stages(results: dict[str, Any], corpora: dict[str, Path]) -> None:
     model = results["workdir"] / "banking" / "bow" / "model-tuned"
     report = speed_pipeline.run_speed_breakdown(
@@ -216,6 +231,44 @@ def test_speed_breakdown_stages(results: dict[str, Any], corpora: dict[str, Path
     report["command"] = "python benchmarks/speed_pipeline.py ..."
     section = compare_report.speed_section(report)
     assert "calibrator + decision add" in section
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["banking", "emotions"])
+def test_component_breakdown_steps(
+    results: dict[str, Any], corpora: dict[str, Path], dataset: str
+) -> None:
+    model = results["workdir"] / dataset / "bow" / "model-tuned"
+    report = speed_components.run_component_breakdown(
+        model, corpora[dataset], n_docs=200, repeats=1
+    )
+    steps = report["us_per_doc"]
+    assert {"calibrator: whole _process", "decision: whole _process"} <= set(steps)
+    assert set(compare_report.SPACY_STEPS) <= set(steps)
+    assert all(value > 0 for value in steps.values())
+    report["command"] = "python benchmarks/speed_components.py ..."
+    assert "| calibrator: whole _process |" in compare_report.components_section(report)
+
+
+@pytest.mark.slow
+def test_alternative_steps_write_what_the_components_write(results: dict[str, Any]) -> None:
+    """The cheaper ways timed by speed_components.py give the components' exact output."""
+    import spacy
+
+    nlp = spacy.load(results["workdir"] / "emotions" / "bow" / "model-tuned")
+    texts = ["I love this, thank you!", "This is awful.", "Why would you do that?", ""]
+    expected = list(nlp.pipe(texts))
+    labels = list(nlp.get_pipe("textcat").labels)
+    with nlp.select_pipes(disable=list(compare_systems.OUR_COMPONENTS)):
+        docs = list(nlp.pipe(texts))
+    raw = speed_components.read_cats_itemgetter(docs, labels)
+    calibrated = nlp.get_pipe("textcat_kit_calibrator").transform(raw)
+    speed_components.write_cats_update(docs, labels, calibrated)
+    decided = nlp.get_pipe("textcat_kit_decision").decide(calibrated)
+    chosen = speed_components.decided_label_lists(decided, labels)
+    for doc, want, labels_of_doc in zip(docs, expected, chosen, strict=True):
+        assert doc.cats == pytest.approx(want.cats)
+        assert labels_of_doc == want._.decided_labels
 
 
 # --- the scoring maths on hand-made arrays ----------------------------------------------------

@@ -67,8 +67,7 @@ def test_int8_export_agreement_is_reported(
     model_dir: Path = request.getfixturevalue(pipeline_fixture)
     expected = torch_reference(model_dir)
     int8_dir = export(model_dir, "int8")
-    fp32_size = (export(model_dir) / "textcat" if "exclusive" in pipeline_fixture
-                 else export(model_dir) / "textcat_multilabel")
+    fp32_dir = export(model_dir)
     int8_nlp = spacy.load(int8_dir)
     got = cats_matrix(list(int8_nlp.pipe(PARITY_TEXTS)))
     nonempty = [i for i, text in enumerate(PARITY_TEXTS) if text]
@@ -80,9 +79,9 @@ def test_int8_export_agreement_is_reported(
     record_property("int8_decision_agreement", float(agree))
     record_property("int8_max_abs_diff", max_diff)
     print(f"{pipeline_fixture}: int8 decided labels agree on {agree:.0%}, max |Δ| {max_diff:.3f}")
-    # Scores stay valid and the quantised encoder is smaller than the fp32 one.
+    # Scores stay valid, the quantised encoder is smaller, and it stays close on this model.
     assert np.all((got >= 0.0) & (got <= 1.0))
-    int8_model = next(int8_dir.glob("*/model.onnx"))
-    fp32_model = fp32_size / "model.onnx"
+    (int8_model,) = int8_dir.glob("*/model.onnx")
+    (fp32_model,) = fp32_dir.glob("*/model.onnx")
     assert int8_model.stat().st_size < fp32_model.stat().st_size
     assert max_diff < 0.2
