@@ -219,8 +219,10 @@ def package_command(
 
 def _mount_subcommands() -> None:
     from .labelstudio.cli import app as labelstudio_app
+    from .onnx.cli import export_onnx
 
     app.add_typer(labelstudio_app, name="labelstudio")
+    app.command("export-onnx")(export_onnx)
 
 
 _mount_subcommands()
