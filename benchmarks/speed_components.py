@@ -34,6 +34,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+import srsly  # noqa: E402
 import typer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -99,6 +100,14 @@ def component_steps(nlp: Any, texts: list[str]) -> tuple[dict[str, Step], list[l
     def set_annotations_alt(batch: list[Any]) -> None:
         write_cats_update(batch, labels, np.asarray(scores_of[id(batch)]))
 
+    from spacy.tokens import Doc
+
+    message = srsly.msgpack_dumps({"cats": {"label": 0.5}})
+
+    def round_trip(batch: list[Any]) -> None:
+        for doc in batch:
+            Doc(nlp.vocab).from_bytes(doc.to_bytes())
+
     steps: dict[str, Step] = {
         "spaCy: tokenizer": lambda b: list(nlp.tokenizer.pipe(texts_of[id(b)])),
         "spaCy: textcat.predict": textcat.predict,
@@ -106,6 +115,13 @@ def component_steps(nlp: Any, texts: list[str]) -> tuple[dict[str, Step], list[l
         "alt: set_annotations as tolist + cats.update": set_annotations_alt,
         "ours: read doc.cats (cats_to_array)": lambda b: cats_to_array(b, labels),
         "alt: read doc.cats with itemgetter": lambda b: read_cats_itemgetter(b, labels),
+        # What nlp.pipe(n_process>1) adds per doc: the worker serialises each doc and
+        # the parent deserialises it; each srsly.msgpack_loads asks catalogue for the
+        # registered decoders, which scans the installed entry points on every call.
+        "n_process>1 adds: Doc.to_bytes + Doc.from_bytes": round_trip,
+        "  of which one srsly.msgpack_loads call": lambda b: [
+            srsly.msgpack_loads(message) for _ in b
+        ],
     }
     if calibrator is not None and calibrator.calibrator is not None:
         fitted = calibrator.calibrator

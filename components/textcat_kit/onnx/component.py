@@ -54,7 +54,7 @@ DEFAULT_ONNX_TEXTCAT_CONFIG: dict[str, Any] = {
     "window": 128,
     "stride": 96,
     "num_threads": 0,
-    "max_batch_items": 4096,
+    "max_batch_items": 2048,
     "threshold": 0.5,
     "positive_label": None,
     "scorer": {"@scorers": "spacy.textcat_scorer.v2"},
@@ -121,7 +121,7 @@ class OnnxTextCategorizer(Pipe):
         window: int = 128,
         stride: int = 96,
         num_threads: int = 0,
-        max_batch_items: int = 4096,
+        max_batch_items: int = 2048,
         threshold: float = 0.5,
         positive_label: str | None = None,
         scorer: Callable[..., dict[str, Any]] | None = None,
@@ -265,31 +265,42 @@ class OnnxTextCategorizer(Pipe):
 
     # Serialisation: JSON + msgpack + the tokenizer's JSON + the ONNX file; never pickle.
 
-    def _state(self) -> tuple[dict[str, Any], ClassifierHead, WordpieceTokenizer, bytes]:
+    def _state(self) -> tuple[dict[str, Any], ClassifierHead, WordpieceTokenizer]:
         if self.head is None or self.tokenizer is None or self._model_source is None:
             raise ConfigError(OnnxErrors.E171.format(name=self.name))
         cfg = dict(self.cfg)
         cfg["tokenizer"] = self.tokenizer.settings.to_dict()
         cfg["format_version"] = FORMAT_VERSION
+        return cfg, self.head, self.tokenizer
+
+    def _model_bytes(self) -> bytes:
+        """The ONNX model; read from the file it was loaded from, if it came from disk."""
         source = self._model_source
         if isinstance(source, Path):
             if not source.exists():
                 raise ConfigError(
-                    OnnxErrors.E172.format(path=source, name=self.name, detail="model.onnx")
+                    OnnxErrors.E172.format(path=source.parent, name=self.name, detail=MODEL_FILE)
                 )
-            source = source.read_bytes()
-        return cfg, self.head, self.tokenizer, source
+            return source.read_bytes()
+        if source is None:
+            raise ConfigError(OnnxErrors.E171.format(name=self.name))
+        return source
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
-        cfg, head, tokenizer, model_bytes = self._state()
+        cfg, head, tokenizer = self._state()
         directory = ensure_path(path)
         directory.mkdir(parents=True, exist_ok=True)
         srsly.write_json(directory / CFG_FILE, cfg)
         srsly.write_msgpack(directory / HEAD_FILE, head.to_dict())
         (directory / TOKENIZER_FILE).write_text(tokenizer.tokenizer_json, encoding="utf8")
         model_path = directory / MODEL_FILE
-        if not (isinstance(self._model_source, Path) and self._model_source == model_path):
-            model_path.write_bytes(model_bytes)
+        loaded_from_here = (
+            isinstance(self._model_source, Path)
+            and model_path.exists()
+            and model_path.resolve() == self._model_source.resolve()
+        )
+        if not loaded_from_here:
+            model_path.write_bytes(self._model_bytes())
 
     def from_disk(
         self, path: str | Path, *, exclude: Iterable[str] = tuple()
@@ -312,13 +323,13 @@ class OnnxTextCategorizer(Pipe):
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        cfg, head, tokenizer, model_bytes = self._state()
+        cfg, head, tokenizer = self._state()
         return srsly.msgpack_dumps(
             {
                 "cfg": cfg,
                 "head": head.to_dict(),
                 "tokenizer": tokenizer.tokenizer_json,
-                "model": model_bytes,
+                "model": self._model_bytes(),
             }
         )
 
