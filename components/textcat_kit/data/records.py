@@ -80,16 +80,6 @@ def records_to_docbin(
         doc_bin.store_user_data = True
         doc_bin.user_data = user_data
     return doc_bin
-    packer = srsly.msgpack.Packer(use_bin_type=True)
-    user_data = []
-    docs = nlp.tokenizer.pipe(r.text for r in records)  # type: ignore[union-attr]
-    for record, doc in zip(records, docs):
-        doc.cats = record.cats(label_set)
-        doc_bin.add(doc)
-        user_data.append(packer.pack(dict(record.meta)))
-    doc_bin.store_user_data = True
-    doc_bin.user_data = user_data
-    return doc_bin
 
 
 def write_records(
