@@ -293,6 +293,20 @@ def run_phase(
     corpus: Corpus | None = None,
 ) -> dict[str, Any]:
     """Run ``phase``; ``corpus`` saves reading ``corpus_dir`` again when run in-process."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    report = _run_phase(phase, system, corpus_dir, workdir, n_speed_docs, repeats, corpus)
+    return {"started": started, **report}
+
+
+def _run_phase(
+    phase: str,
+    system: System,
+    corpus_dir: Path,
+    workdir: Path,
+    n_speed_docs: int,
+    repeats: int,
+    corpus: Corpus | None,
+) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     speed_input = workdir / "speed_input.json"
     if phase == "speed":
@@ -324,8 +338,13 @@ def benchmark_system(
     isolate: bool,
     overrides: dict[str, Any],
     reuse_model: Path | None,
+    phases: tuple[str, ...] = PHASES,
 ) -> dict[str, Any]:
-    """Train, predict and time one system; the entry of the results file."""
+    """Train, predict and time one system; the entry of the results file.
+
+    Phases not in ``phases`` are not rerun: their report is read from the previous run's
+    ``<phase>.json`` (e.g. to time inference again when the machine is quieter).
+    """
     system = make_system(name, overrides=overrides, reuse_model=reuse_model)
     entry: dict[str, Any] = {"description": system.description}
     reason = system.available()
@@ -334,6 +353,15 @@ def benchmark_system(
         return {**entry, "skipped": reason}
     directory = system_dir(workdir, corpus.name, name)
     for phase in PHASES:
+        saved = directory / f"{phase}.json"
+        if phase not in phases:
+            if not saved.is_file():
+                raise FileNotFoundError(
+                    f"[E176] No earlier {phase} phase of {name} in {directory}; "
+                    f"run it first (--phases {phase})."
+                )
+            entry[phase] = json.loads(saved.read_text(encoding="utf8"))
+            continue
         print(f"[{corpus.name}] {name}: {phase} ...", flush=True)
         if isolate:
             command = [
@@ -368,6 +396,7 @@ def benchmark_system(
             report = run_phase(
                 phase, system, corpus.directory, directory, n_speed_docs, repeats, corpus
             )
+            saved.write_text(json.dumps(report, indent=2), encoding="utf8")
         entry[phase] = report
     return entry
 
@@ -405,12 +434,12 @@ def compare_dataset(
     isolate: bool = True,
     overrides: dict[str, Any] | None = None,
     reuse_model: Path | None = None,
+    phases: tuple[str, ...] = PHASES,
 ) -> dict[str, Any]:
     """Benchmark ``systems`` on one corpus; merge into ``<results_dir>/<dataset>.json``."""
     corpus = read_corpus(corpus_dir, dataset)
     entries: dict[str, Any] = {}
     for name in systems:
-        started = time.strftime("%Y-%m-%d %H:%M:%S")
         entry = benchmark_system(
             name,
             corpus,
@@ -420,8 +449,8 @@ def compare_dataset(
             isolate=isolate,
             overrides=overrides or {},
             reuse_model=reuse_model,
+            phases=phases,
         )
-        entry["started"] = started
         if "skipped" not in entry:
             arrays = load_predictions(system_dir(workdir, corpus.name, name))
             entry["rows"] = [row.to_dict() for row in score_rows(name, arrays, corpus)]
@@ -449,8 +478,14 @@ def run_command(
     reuse_model: Path | None = typer.Option(
         None, help="Tune this trained model-best instead of training bow/cnn (not timed)."
     ),
+    phases: str = typer.Option(
+        ",".join(PHASES), help="Phases to run; the others are read from the last run."
+    ),
 ) -> None:
     """Benchmark the systems on each dataset and print the tables."""
+    selected = [p.strip() for p in phases.split(",") if p.strip()]
+    if not set(selected) <= set(PHASES):
+        raise typer.BadParameter(f"[E174] Unknown phase in {selected}; choose from {PHASES}.")
     names = [s.strip() for s in systems.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SYSTEM_NAMES))
     if unknown:
@@ -470,6 +505,7 @@ def run_command(
             isolate=isolate,
             overrides=_parse_overrides(override),
             reuse_model=reuse_model,
+            phases=tuple(selected),
         )
         from compare_report import dataset_tables
 

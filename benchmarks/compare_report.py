@@ -115,6 +115,17 @@ def _load_note(entry: dict[str, Any]) -> str:
     return "; ".join(notes)
 
 
+def _rounded(value: Any) -> Any:
+    """Floats to 4 decimals, inside dicts and lists too (settings are read by people)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def commands(result: dict[str, Any]) -> str:
     """How each figure was made: the training command and the concurrent load."""
     lines = []
@@ -123,13 +134,18 @@ def commands(result: dict[str, Any]) -> str:
             lines.append(f"- **{name}**: skipped ({entry['skipped']})")
             continue
         train = entry.get("train", {})
-        lines.append(f"- **{name}** ({entry['description']}), run {entry.get('started', '?')}")
+        started = ", ".join(
+            f"{phase} {entry[phase]['started']}"
+            for phase in ("train", "speed")
+            if "started" in entry.get(phase, {})
+        )
+        lines.append(f"- **{name}** ({entry['description']}); started: {started or '?'}")
         lines.append(f"  - train: `{train.get('command', '?')}`")
         if "tune_command" in train:
             lines.append(f"  - tune: `{train['tune_command']}`")
         settings = {k: v for k, v in train.get("settings", {}).items() if v not in ({}, None)}
         if settings:
-            lines.append(f"  - chosen: `{json.dumps(settings, default=str)}`")
+            lines.append(f"  - chosen: `{json.dumps(_rounded(settings), default=str)}`")
         evaluate = entry.get("predict", {}).get("evaluate")
         if evaluate:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in evaluate.items())

@@ -59,8 +59,11 @@ def train(args: argparse.Namespace, work_dir: Path) -> Path:
         return model_dir
     train_path, dev_path, _ = write_corpora(work_dir, dev_fraction=0.1, seed=args.seed)
     hf_dir = build_tiny_transformer(
-        work_dir / "hf", [text for text, _ in read_split("train")], size=args.size,
-        vocab_size=8000, seed=args.seed,
+        work_dir / "hf",
+        [text for text, _ in read_split("train")],
+        size=args.size,
+        vocab_size=8000,
+        seed=args.seed,
     )
     overrides = {
         "paths.train": str(train_path),
@@ -123,8 +126,10 @@ def main() -> None:
         results[name] = scores(path, texts, labels, onnx=True)
     reference = results["spacy-transformers"]
     print(f"\nBanking77 test ({len(texts)} texts), encoder {args.size}, {args.epochs} epochs")
-    print(f"{'pipeline':20s} {'accuracy':>9s} {'macro-F1':>9s} {'max|Δcats|':>11s} "
-          f"{'same label':>11s}")
+    print(
+        f"{'pipeline':20s} {'accuracy':>9s} {'macro-F1':>9s} {'max|Δcats|':>11s} "
+        f"{'same label':>11s}"
+    )
     f1 = {}
     for name, probs in results.items():
         predicted = probs.argmax(axis=1)

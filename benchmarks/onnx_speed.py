@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/onnx_speed.py                       # full table (tens of minutes)
     python benchmarks/onnx_speed.py --sizes tiny --rounds 1   # a quick look
+    python benchmarks/onnx_speed.py --sizes 6x768 --lengths long --batch-sizes 64
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ CONFIG = REPO_ROOT / "configs" / "textcat_transformer.cfg"
 BANKING = Path(os.environ.get("TEXTCAT_KIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 BANKING = BANKING / "banking77"
 BACKENDS = ("trf", "onnx-fp32", "onnx-int8")
-
 
 
 def docs_for(length: str, batch_size: int) -> int:
@@ -100,9 +100,7 @@ def prepare(work_dir: Path, size: str) -> dict[str, Path]:
         labels = banking_labels()
         # One example per label is enough to initialise the output layer.
         examples = [(f"{label.replace('_', ' ')} please", [label]) for label in labels]
-        nlp = build_transformer_textcat(
-            CONFIG, paths["hf"], examples, labels=labels, train_steps=0
-        )
+        nlp = build_transformer_textcat(CONFIG, paths["hf"], examples, labels=labels, train_steps=0)
         textcat: Any = nlp.get_pipe("textcat")
         output = textcat.model.get_ref("output_layer")
         weights = np.random.default_rng(0).normal(0, 0.05, output.get_param("W").shape)
@@ -174,9 +172,19 @@ class Worker:
     def __init__(self, backend: str, model_dir: Path, threads: int, texts_file: Path) -> None:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", backend, str(model_dir), str(threads),
-             str(texts_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                backend,
+                str(model_dir),
+                str(threads),
+                str(texts_file),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.hello = self._read()
 
@@ -267,7 +275,7 @@ def run(args: argparse.Namespace) -> None:
             for backend, running in workers.items():
                 if backend != "trf" and running.hello["torch"]:
                     raise RuntimeError(f"{backend} worker imported torch")
-            cells = [(length, batch) for length in ("short", "long") for batch in args.batch_sizes]
+            cells = [(length, batch) for length in args.lengths for batch in args.batch_sizes]
             results: dict[tuple[str, int], dict[str, list[float]]] = {
                 cell: {b: [] for b in BACKENDS} for cell in cells
             }
@@ -289,8 +297,15 @@ def run(args: argparse.Namespace) -> None:
                     for b in BACKENDS
                 }
                 rows.append(
-                    (size, length, batch, threads, docs_for(length, batch),
-                     {b: statistics.median(speeds[b]) for b in BACKENDS}, ratios)
+                    (
+                        size,
+                        length,
+                        batch,
+                        threads,
+                        docs_for(length, batch),
+                        {b: statistics.median(speeds[b]) for b in BACKENDS},
+                        ratios,
+                    )
                 )
             print_table(rows)
     print("\nPeak RSS of each worker process (MB), over all its runs:")
@@ -302,8 +317,10 @@ def run(args: argparse.Namespace) -> None:
         trf_weights = sum(f.stat().st_size for f in (root / "hf").glob("*.safetensors"))
         fp32 = (root / "onnx-fp32" / "textcat" / "model.onnx").stat().st_size
         int8 = (root / "onnx-int8" / "textcat" / "model.onnx").stat().st_size
-        print(f"  {size:7s} torch weights {trf_weights / 1e6:7.1f} MB   onnx fp32 "
-              f"{fp32 / 1e6:7.1f} MB   onnx int8 {int8 / 1e6:7.1f} MB")
+        print(
+            f"  {size:7s} torch weights {trf_weights / 1e6:7.1f} MB   onnx fp32 "
+            f"{fp32 / 1e6:7.1f} MB   onnx int8 {int8 / 1e6:7.1f} MB"
+        )
     print("\nInstall footprint (sum of installed files of the distributions each path needs):")
     for name, mb, n in footprint():
         print(f"  {name:38s} {mb:8.0f} MB  ({n} distributions)")
@@ -311,8 +328,10 @@ def run(args: argparse.Namespace) -> None:
 
 def print_table(rows: list[tuple[Any, ...]]) -> None:
     print()
-    print(f"{'size':7s} {'text':5s} {'batch':>5s} {'thr':>3s} {'docs':>5s} | "
-          f"{'trf docs/s':>10s} | {'onnx fp32':>10s} {'x':>5s} | {'onnx int8':>10s} {'x':>5s}")
+    print(
+        f"{'size':7s} {'text':5s} {'batch':>5s} {'thr':>3s} {'docs':>5s} | "
+        f"{'trf docs/s':>10s} | {'onnx fp32':>10s} {'x':>5s} | {'onnx int8':>10s} {'x':>5s}"
+    )
     for size, length, batch, threads, n_docs, speeds, ratios in rows:
         print(
             f"{size:7s} {length:5s} {batch:5d} {threads:3d} {n_docs:5d} | "
@@ -329,11 +348,12 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=lambda s: s.split(","), default=["tiny", "6x768"])
-    parser.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1, 2])
-    parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1, 64])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    parser.add_argument(
+        "--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 64]
+    )
+    parser.add_argument("--lengths", type=lambda s: s.split(","), default=["short", "long"])
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work-dir", default=str(Path("/tmp") / "textcat-kit-onnx-bench"))
     run(parser.parse_args())
 
