@@ -102,7 +102,12 @@ def decide(
     ) -> Decision:
         status: TaskStatus = "dropped" if resolution == "tie_dropped" else "labelled"
         return Decision(
-            status, tuple(labels_), soft, resolution, votes=vote_dict, n_voters=n_voters,
+            status,
+            tuple(labels_),
+            soft,
+            resolution,
+            votes=vote_dict,
+            n_voters=n_voters,
             conflict=conflict,
         )
 

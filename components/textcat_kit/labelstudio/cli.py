@@ -44,8 +44,7 @@ TIES_HELP = (
     "keep tied labels as 'soft' values (share of annotators)."
 )
 API_KEY_ENV_HELP = (
-    "NAME of the environment variable holding the API key (the key itself is never an "
-    "option)."
+    "NAME of the environment variable holding the API key (the key itself is never an option)."
 )
 DEFAULT_URL = "http://localhost:8080"
 
@@ -55,7 +54,11 @@ def import_command(
     export: Path = typer.Argument(..., exists=True, dir_okay=False, help="Export file"),
     output: Path = typer.Argument(..., dir_okay=False, help=".spacy file to write"),
     config: Path | None = typer.Option(
-        None, "--config", "-c", exists=True, dir_okay=False,
+        None,
+        "--config",
+        "-c",
+        exists=True,
+        dir_okay=False,
         help="Labeling config: XML, or an official template's config.yml",
     ),
     choices_name: str | None = typer.Option(
@@ -63,7 +66,10 @@ def import_command(
     ),
     text_field: str | None = typer.Option(None, "--text-field", help="Task field with the text"),
     labels: Path | None = typer.Option(
-        None, "--labels", exists=True, dir_okay=False,
+        None,
+        "--labels",
+        exists=True,
+        dir_okay=False,
         help="Label set override: one label per line or a JSON list",
     ),
     exclusive: bool | None = typer.Option(
@@ -94,9 +100,16 @@ def import_command(
         fmt = _export_format(export_format)
         result = import_export(export, scheme, ties=check_tie_policy(ties), export_format=fmt)
         written = write_import(
-            result, output, dev_output=dev_output, dev_fraction=dev_fraction,
-            test_output=test_output, test_fraction=test_fraction, seed=seed,
-            unlabelled_output=unlabelled, summary_output=summary, lang=lang,
+            result,
+            output,
+            dev_output=dev_output,
+            dev_fraction=dev_fraction,
+            test_output=test_output,
+            test_fraction=test_fraction,
+            seed=seed,
+            unlabelled_output=unlabelled,
+            summary_output=summary,
+            lang=lang,
         )
         typer.echo(result.summary.render())
         _echo_written(written, {"train": output, "dev": dev_output, "test": test_output})
@@ -142,9 +155,16 @@ def pull_command(
             raw_export_output=raw_export,
         )
         written = write_import(
-            result, output, dev_output=dev_output, dev_fraction=dev_fraction,
-            test_output=test_output, test_fraction=test_fraction, seed=seed,
-            unlabelled_output=unlabelled, summary_output=summary, lang=lang,
+            result,
+            output,
+            dev_output=dev_output,
+            dev_fraction=dev_fraction,
+            test_output=test_output,
+            test_fraction=test_fraction,
+            seed=seed,
+            unlabelled_output=unlabelled,
+            summary_output=summary,
+            lang=lang,
         )
         typer.echo(result.summary.render())
         _echo_written(written, {"train": output, "dev": dev_output, "test": test_output})
@@ -160,7 +180,10 @@ def push_command(
         None, "--model-version", help="Tag of the predictions (default: pipeline name-version)"
     ),
     tasks: Path | None = typer.Option(
-        None, "--tasks", exists=True, dir_okay=False,
+        None,
+        "--tasks",
+        exists=True,
+        dir_okay=False,
         help="Unlabelled-tasks JSONL from import/pull (default: ask the server)",
     ),
     choices_name: str | None = typer.Option(None, "--choices-name"),
@@ -207,19 +230,26 @@ def _scheme(
     labels = _read_labels(labels_path) if labels_path else None
     if config is not None:
         return load_labeling_scheme(
-            config, choices_name=choices_name, labels=labels, exclusive=exclusive,
+            config,
+            choices_name=choices_name,
+            labels=labels,
+            exclusive=exclusive,
             text_field=text_field,
         )
     given: dict[str, Any] = {
-        "--choices-name": choices_name, "--text-field": text_field, "--labels": labels,
+        "--choices-name": choices_name,
+        "--text-field": text_field,
+        "--labels": labels,
         "--exclusive/--multilabel": exclusive,
     }
     missing = [name for name, value in given.items() if value is None]
     if missing:
         raise ConfigError(Errors.E132.format(missing=", ".join(missing)))
     return scheme_from_overrides(
-        choices_name=cast(str, choices_name), text_field=cast(str, text_field),
-        labels=cast(list[str], labels), exclusive=cast(bool, exclusive),
+        choices_name=cast(str, choices_name),
+        text_field=cast(str, text_field),
+        labels=cast(list[str], labels),
+        exclusive=cast(bool, exclusive),
     )
 
 
@@ -241,8 +271,7 @@ def _export_format(value: str | None) -> ExportFormat | None:
     normalised = value.upper().replace("-", "_")
     if normalised not in EXPORT_FORMATS:
         raise ConfigError(
-            f"[E117] unsupported export format '{value}'. Use one of "
-            f"{', '.join(EXPORT_FORMATS)}."
+            f"[E117] unsupported export format '{value}'. Use one of {', '.join(EXPORT_FORMATS)}."
         )
     return cast(ExportFormat, normalised)
 

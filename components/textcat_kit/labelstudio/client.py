@@ -85,8 +85,9 @@ class LabelStudioProject:
             max_retries=max_retries,
             httpx_client=httpx.Client(trust_env=False, timeout=timeout, follow_redirects=True),
         )
-        return cls(client=client, url=url.rstrip("/"), project_id=project_id,
-                   api_key_env=api_key_env)
+        return cls(
+            client=client, url=url.rstrip("/"), project_id=project_id, api_key_env=api_key_env
+        )
 
     def label_config(self) -> str:
         """The project's labeling config XML."""
@@ -96,8 +97,10 @@ class LabelStudioProject:
         if not config:
             raise LabelStudioError(
                 Errors.E126.format(
-                    url=self.url, status="without a labeling config",
-                    what=f"project {self.project_id}", detail="empty label_config",
+                    url=self.url,
+                    status="without a labeling config",
+                    what=f"project {self.project_id}",
+                    detail="empty label_config",
                     env_var=self.api_key_env,
                 )
             )
@@ -119,9 +122,7 @@ class LabelStudioProject:
 
         requests = [PredictionRequest(**payload.to_request()) for payload in payloads]
         with self._request(f"importing {len(requests)} predictions"):
-            response = self.client.projects.import_predictions(
-                id=self.project_id, request=requests
-            )
+            response = self.client.projects.import_predictions(id=self.project_id, request=requests)
         created = getattr(response, "created", None)
         return len(requests) if created is None else int(created)
 
@@ -137,13 +138,14 @@ class LabelStudioProject:
             if status is not None:
                 body = str(getattr(err, "body", ""))[:300]
                 message = Errors.E126.format(
-                    url=self.url, status=status, what=what, detail=body,
+                    url=self.url,
+                    status=status,
+                    what=what,
+                    detail=body,
                     env_var=self.api_key_env,
                 )
             else:
-                message = Errors.E127.format(
-                    url=self.url, what=what, detail=type(err).__name__
-                )
+                message = Errors.E127.format(url=self.url, what=what, detail=type(err).__name__)
             raise LabelStudioError(message) from None
 
 
@@ -239,7 +241,8 @@ def push(
     """
     config_xml = project.label_config()
     scheme = parse_label_config(
-        config_xml, source=f"{project.url} project {project.project_id}",
+        config_xml,
+        source=f"{project.url} project {project.project_id}",
         choices_name=choices_name,
     )
     if tasks is None:

@@ -21,7 +21,7 @@ class LabelStudioErrors:
         "{found}). Only text classification with <Choices> can be imported."
     )
     E103 = (
-        "[E103] {source}: <{tag} name=\"{name}\"> is a hierarchical Taxonomy, which is not "
+        '[E103] {source}: <{tag} name="{name}"> is a hierarchical Taxonomy, which is not '
         "supported yet. Use a flat <Choices> tag (one <Choice> per label), or pass "
         "--choices-name with the name of a <Choices> tag of this config."
     )
@@ -30,25 +30,25 @@ class LabelStudioErrors:
         "--choices-name with the one whose labels you want to train on."
     )
     E105 = (
-        "[E105] {source}: there is no <Choices name=\"{name}\"> in the labeling config. "
+        '[E105] {source}: there is no <Choices name="{name}"> in the labeling config. '
         "Choices tags: {names}. Fix --choices-name."
     )
     E106 = (
-        "[E106] {source}: <Choices name=\"{name}\"> points to toName=\"{to_name}\", which is "
+        '[E106] {source}: <Choices name="{name}"> points to toName="{to_name}", which is '
         "{problem}. The Choices must point to exactly one <Text> (or <HyperText>) tag."
     )
     E107 = (
-        "[E107] {source}: <{tag} name=\"{name}\" value=\"{value}\"> does not read a task "
-        "field (a value like \"$text\"). Pass --text-field with the task field that holds the "
+        '[E107] {source}: <{tag} name="{name}" value="{value}"> does not read a task '
+        'field (a value like "$text"). Pass --text-field with the task field that holds the '
         "text."
     )
     E108 = (
-        "[E108] {source}: <Choices name=\"{name}\"> has no static <Choice> values ({detail}). "
+        '[E108] {source}: <Choices name="{name}"> has no static <Choice> values ({detail}). '
         "Pass --labels with the label set (a file with one label per line or a JSON list)."
     )
     E109 = (
-        "[E109] {source}: <Choices name=\"{name}\"> has choice=\"{mode}\"; expected \"single\", "
-        "\"single-radio\" or \"multiple\". Fix the config or pass --exclusive / --multilabel."
+        '[E109] {source}: <Choices name="{name}"> has choice="{mode}"; expected "single", '
+        '"single-radio" or "multiple". Fix the config or pass --exclusive / --multilabel.'
     )
     E110 = (
         "[E110] {source}: the YAML file has no 'config:' entry holding the labeling config "
@@ -61,18 +61,18 @@ class LabelStudioErrors:
     )
     E112 = (
         "[E112] {source}: {where} has no text field '{field}' (the field the labeling config's "
-        "<Text value=\"${field}\"> reads). Fields present: {available}. Pass --text-field with "
+        '<Text value="${field}"> reads). Fields present: {available}. Pass --text-field with '
         "the right field, or fix the config."
     )
     E113 = (
         "[E113] {source}: {where}, annotation {annotation}: label '{label}' is not declared in "
         "the labeling config ({n_labels} labels from {scheme_source}). Add <Choice "
-        "value=\"{label}\"/> to the config (or pass --labels with the full label set), or fix "
+        'value="{label}"/> to the config (or pass --labels with the full label set), or fix '
         "the annotation in Label Studio."
     )
     E114 = (
         "[E114] {source}: {where}, annotation {annotation}: {n_labels} choices ({labels}) for "
-        "<Choices name=\"{name}\"> in an exclusive project. Pass --multilabel if several labels "
+        '<Choices name="{name}"> in an exclusive project. Pass --multilabel if several labels '
         "per text are intended, or fix the annotation."
     )
     E115 = (
@@ -130,17 +130,15 @@ class LabelStudioErrors:
     )
     E128 = (
         "[E128] The pipeline predicts no scores for label '{label}' of <Choices "
-        "name=\"{name}\"> (doc.cats has: {present}). Train on the labels of this project, or "
+        'name="{name}"> (doc.cats has: {present}). Train on the labels of this project, or '
         "pass --choices-name for the matching Choices."
     )
     E129 = (
         "[E129] Label '{label}' chosen for task {task_id} is not a <Choice> of <Choices "
-        "name=\"{name}\"> ({labels}). The pipeline and the project disagree on labels; "
+        'name="{name}"> ({labels}). The pipeline and the project disagree on labels; '
         "retrain on this project's labels."
     )
-    E130 = (
-        "[E130] Unknown tie policy '{value}'. Choose one of: {options}."
-    )
+    E130 = "[E130] Unknown tie policy '{value}'. Choose one of: {options}."
     E131 = (
         "[E131] {path}: line {line} is not a JSON object with 'ls_task_id' and 'text' ({detail})."
         " Pass the unlabelled-tasks JSONL written by `textcat-kit labelstudio import/pull`."

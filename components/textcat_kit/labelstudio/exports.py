@@ -35,8 +35,16 @@ ExportFormat = Literal["JSON", "JSON_MIN", "CSV", "TSV"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("JSON", "JSON_MIN", "CSV", "TSV")
 #: Columns that Label Studio adds to every JSON_MIN / CSV / TSV row besides the task data.
 ANNOTATION_COLUMNS = frozenset(
-    {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement",
-     "history"}
+    {
+        "id",
+        "annotator",
+        "annotation_id",
+        "created_at",
+        "updated_at",
+        "lead_time",
+        "agreement",
+        "history",
+    }
 )
 TABULAR_NOTE = (
     "{fmt} exports hold one row per annotation and leave out cancelled (skipped) annotations, "
@@ -86,8 +94,9 @@ def read_export(
 ) -> Export:
     """Read a Label Studio export file (format from ``export_format`` or the file)."""
     data = path.read_bytes()
-    return parse_export(data, scheme, source=str(path), export_format=export_format,
-                        suffix=path.suffix)
+    return parse_export(
+        data, scheme, source=str(path), export_format=export_format, suffix=path.suffix
+    )
 
 
 def parse_export(
@@ -105,7 +114,10 @@ def parse_export(
         except UnicodeDecodeError as err:
             raise DataError(
                 Errors.E111.format(
-                    source=source, line="?", column="?", detail=f"not UTF-8: {err}",
+                    source=source,
+                    line="?",
+                    column="?",
+                    detail=f"not UTF-8: {err}",
                     where="the file is not a Label Studio export",
                 )
             ) from err
@@ -143,14 +155,18 @@ def _load_json_list(content: str, source: str) -> list[Any]:
     except json.JSONDecodeError as err:
         raise DataError(
             Errors.E111.format(
-                source=source, line=err.lineno, column=err.colno, detail=err.msg,
+                source=source,
+                line=err.lineno,
+                column=err.colno,
+                detail=err.msg,
                 where=_locate_broken_item(content),
             )
         ) from err
     if not isinstance(items, list):
         raise DataError(
             Errors.E123.format(
-                source=source, where="top level",
+                source=source,
+                where="top level",
                 detail=f"expected a JSON list of tasks, got a {type(items).__name__}",
             )
         )
@@ -169,7 +185,8 @@ def _tasks_from_json(items: list[Any], scheme: LabelingScheme, source: str) -> l
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             raise DataError(
                 Errors.E123.format(
-                    source=source, where=where,
+                    source=source,
+                    where=where,
                     detail="expected a task object with a 'data' object",
                 )
             )
@@ -190,16 +207,12 @@ def _tasks_from_json(items: list[Any], scheme: LabelingScheme, source: str) -> l
             raise DataError(
                 Errors.E123.format(source=source, where=where, detail="'annotations' is not a list")
             )
-        annotations = [
-            _annotation_from_json(raw, scheme, source, where) for raw in raw_annotations
-        ]
+        annotations = [_annotation_from_json(raw, scheme, source, where) for raw in raw_annotations]
         tasks.append(Task(task_id, text, annotations, dict(item["data"]), where))
     return tasks
 
 
-def _annotation_from_json(
-    raw: Any, scheme: LabelingScheme, source: str, where: str
-) -> Annotation:
+def _annotation_from_json(raw: Any, scheme: LabelingScheme, source: str, where: str) -> Annotation:
     if not isinstance(raw, dict):
         raise DataError(
             Errors.E123.format(source=source, where=where, detail="an annotation is not an object")
@@ -215,7 +228,8 @@ def _annotation_from_json(
     if not isinstance(results, list):
         raise DataError(
             Errors.E123.format(
-                source=source, where=where,
+                source=source,
+                where=where,
                 detail=f"annotation {annotation_id}: 'result' is not a list",
             )
         )
@@ -224,7 +238,8 @@ def _annotation_from_json(
         if not isinstance(result, dict):
             raise DataError(
                 Errors.E123.format(
-                    source=source, where=where,
+                    source=source,
+                    where=where,
                     detail=f"annotation {annotation_id}: a result is not an object",
                 )
             )
@@ -234,7 +249,10 @@ def _annotation_from_json(
         if scheme.control_names and from_name not in scheme.control_names:
             raise DataError(
                 Errors.E115.format(
-                    source=source, where=where, annotation=annotation_id, from_name=from_name,
+                    source=source,
+                    where=where,
+                    annotation=annotation_id,
+                    from_name=from_name,
                     names=", ".join(sorted(scheme.control_names)),
                 )
             )
@@ -243,7 +261,10 @@ def _annotation_from_json(
         if result.get("type") != "choices":
             raise DataError(
                 Errors.E116.format(
-                    source=source, where=where, annotation=annotation_id, from_name=from_name,
+                    source=source,
+                    where=where,
+                    annotation=annotation_id,
+                    from_name=from_name,
                     type=result.get("type"),
                 )
             )
@@ -252,7 +273,8 @@ def _annotation_from_json(
         if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
             raise DataError(
                 Errors.E123.format(
-                    source=source, where=where,
+                    source=source,
+                    where=where,
                     detail=f"annotation {annotation_id}: value.choices is not a list of strings",
                 )
             )
@@ -321,7 +343,8 @@ def _tasks_from_table(
         if header is None:
             raise DataError(Errors.E122.format(source=source))
         text_column = (
-            f"_data_{scheme.text_field}" if f"_data_{scheme.text_field}" in header
+            f"_data_{scheme.text_field}"
+            if f"_data_{scheme.text_field}" in header
             else scheme.text_field
         )
         row_start = reader.line_num + 1
@@ -335,7 +358,8 @@ def _tasks_from_table(
             if len(values) != len(header):
                 raise DataError(
                     Errors.E123.format(
-                        source=source, where=where,
+                        source=source,
+                        where=where,
                         detail=f"the row has {len(values)} fields but the header has "
                         f"{len(header)}; the file is truncated or corrupt",
                     )
@@ -344,7 +368,9 @@ def _tasks_from_table(
             if text_column not in record:
                 raise DataError(
                     Errors.E112.format(
-                        source=source, where=where, field=scheme.text_field,
+                        source=source,
+                        where=where,
+                        field=scheme.text_field,
                         available=", ".join(header),
                     )
                 )
@@ -359,8 +385,10 @@ def _tasks_from_table(
                     raw_choices=record.get(scheme.choices_name) or None,
                     text=record[text_column],
                     data={
-                        k: v for k, v in record.items()
-                        if k not in ANNOTATION_COLUMNS and k != scheme.choices_name
+                        k: v
+                        for k, v in record.items()
+                        if k not in ANNOTATION_COLUMNS
+                        and k != scheme.choices_name
                         and k not in scheme.control_names
                     },
                 )
@@ -368,7 +396,10 @@ def _tasks_from_table(
     except csv.Error as err:
         raise DataError(
             Errors.E111.format(
-                source=source, line=reader.line_num, column="?", detail=err,
+                source=source,
+                line=reader.line_num,
+                column="?",
+                detail=err,
                 where=f"after {rows[-1].where}" if rows else "in the first row",
             )
         ) from err
@@ -376,7 +407,9 @@ def _tasks_from_table(
     if n_annotated and scheme.choices_name not in header:
         raise DataError(
             Errors.E118.format(
-                source=source, n_annotated=n_annotated, name=scheme.choices_name,
+                source=source,
+                n_annotated=n_annotated,
+                name=scheme.choices_name,
                 columns=", ".join(header),
             )
         )
@@ -429,7 +462,8 @@ def _flat_choices(value: Any, scheme: LabelingScheme, source: str, where: str) -
         return [c for item in value for c in _flat_choices(item, scheme, source, where)]
     raise DataError(
         Errors.E123.format(
-            source=source, where=where,
+            source=source,
+            where=where,
             detail=f"the '{scheme.choices_name}' value {value!r} is not a label or "
             "{'choices': [...]}",
         )
@@ -440,7 +474,8 @@ def _data_fields(item: dict[str, Any], scheme: LabelingScheme) -> dict[str, Any]
     return {
         key: value
         for key, value in item.items()
-        if key not in ANNOTATION_COLUMNS and key != scheme.choices_name
+        if key not in ANNOTATION_COLUMNS
+        and key != scheme.choices_name
         and key not in scheme.control_names
     }
 
@@ -461,15 +496,23 @@ def _checked_choices(
         if label not in known:
             raise DataError(
                 Errors.E113.format(
-                    source=source, where=where, annotation=annotation_id, label=label,
-                    n_labels=len(scheme.labels), scheme_source=scheme.source,
+                    source=source,
+                    where=where,
+                    annotation=annotation_id,
+                    label=label,
+                    n_labels=len(scheme.labels),
+                    scheme_source=scheme.source,
                 )
             )
     if scheme.exclusive and len(unique) > 1:
         raise DataError(
             Errors.E114.format(
-                source=source, where=where, annotation=annotation_id, n_labels=len(unique),
-                labels=", ".join(unique), name=scheme.choices_name,
+                source=source,
+                where=where,
+                annotation=annotation_id,
+                n_labels=len(unique),
+                labels=", ".join(unique),
+                name=scheme.choices_name,
             )
         )
     return unique
@@ -479,7 +522,9 @@ def _text_of(data: dict[str, Any], scheme: LabelingScheme, source: str, where: s
     if scheme.text_field not in data:
         raise DataError(
             Errors.E112.format(
-                source=source, where=where, field=scheme.text_field,
+                source=source,
+                where=where,
+                field=scheme.text_field,
                 available=", ".join(sorted(map(str, data))) or "none",
             )
         )
@@ -490,7 +535,8 @@ def _text_of(data: dict[str, Any], scheme: LabelingScheme, source: str, where: s
         return str(value)
     raise DataError(
         Errors.E123.format(
-            source=source, where=where,
+            source=source,
+            where=where,
             detail=f"the text field '{scheme.text_field}' holds a {type(value).__name__}, "
             "not a string",
         )
@@ -532,14 +578,14 @@ def _locate_broken_item(content: str) -> str:
     """
     decoder = json.JSONDecoder()
     position = _skip_whitespace(content, 0)
-    if content[position:position + 1] != "[":
+    if content[position : position + 1] != "[":
         return "the file does not start with a JSON list"
     position += 1
     previous_id: Any = None
     index = 0
     while True:
         position = _skip_whitespace(content, position)
-        if content[position:position + 1] == "]":
+        if content[position : position + 1] == "]":
             return f"after item {index} (task id {previous_id})"
         try:
             item, position = decoder.raw_decode(content, position)
@@ -551,9 +597,9 @@ def _locate_broken_item(content: str) -> str:
         index += 1
         previous_id = item.get("id") if isinstance(item, dict) else None
         position = _skip_whitespace(content, position)
-        if content[position:position + 1] == ",":
+        if content[position : position + 1] == ",":
             position += 1
-        elif content[position:position + 1] != "]":
+        elif content[position : position + 1] != "]":
             return f"after item {index} (task id {previous_id})"
 
 

@@ -91,9 +91,7 @@ class ImportSummary:
             f"{self.agreement.get('tasks_with_2plus_annotators', 0)} task(s) with 2+ annotators",
         ]
         if self.conflicts:
-            listed = ", ".join(
-                f"{c['task_id']} ({c['resolution']})" for c in self.conflicts[:20]
-            )
+            listed = ", ".join(f"{c['task_id']} ({c['resolution']})" for c in self.conflicts[:20])
             more = f" and {len(self.conflicts) - 20} more" if len(self.conflicts) > 20 else ""
             lines.append(f"  conflicts   {len(self.conflicts)}: task {listed}{more}")
         lines.extend(f"  note        {note}" for note in self.notes)
@@ -193,7 +191,10 @@ def import_export(
 
 
 def split_records(
-    records: Sequence[Record], *, dev_fraction: float = 0.0, test_fraction: float = 0.0,
+    records: Sequence[Record],
+    *,
+    dev_fraction: float = 0.0,
+    test_fraction: float = 0.0,
     seed: int = 0,
 ) -> dict[str, list[Record]]:
     """Seeded stratified ``train`` / ``dev`` / ``test`` parts (a fraction of 0 = no part).
@@ -234,8 +235,11 @@ def write_import(
         if (path is None) != (fraction == 0.0) or not 0.0 <= fraction < 1.0:
             raise ConfigError(Errors.E134.format(flag=flag, fraction=fraction))
     if dev_fraction + test_fraction >= 1.0:
-        raise ConfigError(Errors.E134.format(flag="--dev-fraction + --test-fraction",
-                                             fraction=dev_fraction + test_fraction))
+        raise ConfigError(
+            Errors.E134.format(
+                flag="--dev-fraction + --test-fraction", fraction=dev_fraction + test_fraction
+            )
+        )
     parts = split_records(
         result.records, dev_fraction=dev_fraction, test_fraction=test_fraction, seed=seed
     )

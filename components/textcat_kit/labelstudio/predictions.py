@@ -128,7 +128,8 @@ def predict_tasks(
         if missing:
             raise ConfigError(
                 Errors.E128.format(
-                    label=missing[0], name=scheme.choices_name,
+                    label=missing[0],
+                    name=scheme.choices_name,
                     present=", ".join(doc.cats) or "nothing",
                 )
             )
@@ -138,7 +139,9 @@ def predict_tasks(
             if label not in allowed:
                 raise ConfigError(
                     Errors.E129.format(
-                        label=label, task_id=task_id, name=scheme.choices_name,
+                        label=label,
+                        task_id=task_id,
+                        name=scheme.choices_name,
                         labels=", ".join(scheme.labels),
                     )
                 )

@@ -36,7 +36,8 @@ def export_onnx(
         None, "--quantize", help="Quantise the encoder's weights (int8: dynamic quantisation)."
     ),
     optimize: bool = typer.Option(
-        True, "--optimize/--no-optimize",
+        True,
+        "--optimize/--no-optimize",
         help="Fuse attention / layer norm / GELU with ONNX Runtime's transformer optimizer.",
     ),
 ) -> None:

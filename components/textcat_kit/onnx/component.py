@@ -180,7 +180,9 @@ class OnnxTextCategorizer(Pipe):
         if head.n_labels != len(labels):
             raise ConfigError(
                 OnnxErrors.E176.format(
-                    name=self.name, n_rows=head.n_labels, n_labels=len(labels),
+                    name=self.name,
+                    n_rows=head.n_labels,
+                    n_labels=len(labels),
                     labels=list(labels),
                 )
             )

@@ -69,9 +69,7 @@ class OnnxEncoder:
         (hidden,) = self.session.run([LAST_HIDDEN_STATE], feeds)
         return np.asarray(hidden, dtype=np.float32)
 
-    def encode(
-        self, windows: Sequence[EncodedWindow], settings: TokenizerSettings
-    ) -> FloatArray:
+    def encode(self, windows: Sequence[EncodedWindow], settings: TokenizerSettings) -> FloatArray:
         """Vectors of all wordpieces, ``(sum of window lengths, width)``, windows in order."""
         lengths = np.array([len(window) for window in windows], dtype=np.int64)
         row_starts = np.cumsum(lengths) - lengths

@@ -68,7 +68,7 @@ class OnnxErrors:
     E175 = (
         "[E175] The transformer '{name}' in {model_dir} pads on the '{side}'; the ONNX "
         "component pads on the right, which gives the same scores only with right padding. "
-        "Set `tokenizer_config.padding_side = \"right\"` and retrain."
+        'Set `tokenizer_config.padding_side = "right"` and retrain.'
     )
     E176 = (
         "[E176] Component '{name}': the output layer has {n_rows} rows but there are "

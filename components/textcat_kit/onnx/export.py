@@ -67,8 +67,11 @@ DEFAULT_CHECK_TEXTS = (
     "card",
     "My card was declined at the supermarket this morning, why?",
     " ".join(
-        ["The transfer I made on Monday still has not arrived, and the app shows it as "
-         "pending although the money already left my account."] * 12
+        [
+            "The transfer I made on Monday still has not arrived, and the app shows it as "
+            "pending although the money already left my account."
+        ]
+        * 12
     ),
     "Où est ma carte?  Ça fait 2 semaines… 🤔",
 )
@@ -242,9 +245,7 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     listener = model_config["tok2vec"]
     transformer_name = _upstream_transformer(nlp, listener.get("upstream", "*"), model_dir)
     other_listeners = [
-        name
-        for name in nlp.pipe_names
-        if name != textcat_name and _uses_listener(components[name])
+        name for name in nlp.pipe_names if name != textcat_name and _uses_listener(components[name])
     ]
     if other_listeners:
         raise ConfigError(
@@ -257,8 +258,11 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     if pooling != "reduce_mean.v1":
         raise ConfigError(
             OnnxErrors.E167.format(
-                name=textcat_name, model_dir=model_dir, what="listener pooling",
-                value=pooling, supported="reduce_mean.v1",
+                name=textcat_name,
+                model_dir=model_dir,
+                what="listener pooling",
+                value=pooling,
+                supported="reduce_mean.v1",
             )
         )
     architecture = model_config.get("@architectures")
@@ -269,7 +273,9 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     else:
         raise ConfigError(
             OnnxErrors.E167.format(
-                name=textcat_name, model_dir=model_dir, what="architecture",
+                name=textcat_name,
+                model_dir=model_dir,
+                what="architecture",
                 value=architecture,
                 supported=", ".join(REDUCE_ARCHITECTURES + MEAN_ONLY_ARCHITECTURES),
             )
@@ -278,16 +284,22 @@ def find_transformer_textcat(nlp: Language, model_dir: Path) -> _TransformerText
     if trf_model.get("@architectures") not in TRANSFORMER_MODELS:
         raise ConfigError(
             OnnxErrors.E167.format(
-                name=transformer_name, model_dir=model_dir, what="architecture",
-                value=trf_model.get("@architectures"), supported=", ".join(TRANSFORMER_MODELS),
+                name=transformer_name,
+                model_dir=model_dir,
+                what="architecture",
+                value=trf_model.get("@architectures"),
+                supported=", ".join(TRANSFORMER_MODELS),
             )
         )
     spans = trf_model.get("get_spans", {})
     if spans.get("@span_getters") != STRIDED_SPANS:
         raise ConfigError(
             OnnxErrors.E167.format(
-                name=transformer_name, model_dir=model_dir, what="span getter",
-                value=spans.get("@span_getters"), supported=STRIDED_SPANS,
+                name=transformer_name,
+                model_dir=model_dir,
+                what="span getter",
+                value=spans.get("@span_getters"),
+                supported=STRIDED_SPANS,
             )
         )
     return _TransformerTextcat(
@@ -373,7 +385,8 @@ def verify_encoder(
     if max_diff > ENCODER_TOLERANCE:
         raise ConfigError(
             OnnxErrors.E169.format(
-                max_diff=max_diff, tolerance=ENCODER_TOLERANCE,
+                max_diff=max_diff,
+                tolerance=ENCODER_TOLERANCE,
                 transformers_version=transformers.__version__,
                 model_class=type(transformer).__name__,
             )
@@ -509,7 +522,8 @@ def _tokenizer_settings(
     if not getattr(hf_tokenizer, "is_fast", False):
         raise ConfigError(
             OnnxErrors.E168.format(
-                name=pair.transformer_name, model_dir=model_dir,
+                name=pair.transformer_name,
+                model_dir=model_dir,
                 tokenizer_class=type(hf_tokenizer).__name__,
             )
         )

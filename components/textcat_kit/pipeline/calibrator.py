@@ -36,7 +36,7 @@ from ..maths.calibration import (
     TemperatureScaling,
     calibrator_from_dict,
 )
-from ._state import cats_to_array, pipe_batches, read_state, write_state
+from ._state import cats_to_array, pipe_batches, read_state, write_cats, write_state
 
 STATE_FILE = "calibrator.json"
 
@@ -140,10 +140,8 @@ class Calibration(Pipe):
             return
         if not docs:
             return
-        calibrated = self.calibrator.transform(cats_to_array(docs, self.labels)).tolist()
-        labels = self._labels
-        for doc, row in zip(docs, calibrated):
-            doc.cats = dict(zip(labels, row, strict=True))
+        labels = self.labels
+        write_cats(docs, labels, self.calibrator.transform(cats_to_array(docs, labels)))
 
     def __call__(self, doc: Doc) -> Doc:
         self._process([doc])

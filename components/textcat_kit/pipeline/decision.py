@@ -262,10 +262,13 @@ class Decision(Pipe):
             raise ConfigError(Errors.E011.format(name=self.name, what="thresholds"))
         if not docs:
             return
-        decided = self.decide(cats_to_array(docs, self.labels))
+        decided_rows, decided_cols = np.nonzero(self.decide(cats_to_array(docs, self.labels)))
+        decided: list[list[str]] = [[] for _ in docs]
         labels = self._labels
-        for doc, row in zip(docs, decided):
-            doc._.set(EXTENSION, [labels[j] for j in np.flatnonzero(row)])
+        for i, j in zip(decided_rows.tolist(), decided_cols.tolist(), strict=True):
+            decided[i].append(labels[j])
+        for doc, doc_labels in zip(docs, decided, strict=True):
+            doc._.set(EXTENSION, doc_labels)
 
     def __call__(self, doc: Doc) -> Doc:
         self._process([doc])

@@ -48,6 +48,7 @@ def block_imports(names: Iterable[str] = TORCH_STACK) -> None:
     if loaded:
         raise RuntimeError(f"cannot block {loaded}: already imported")
     sys.meta_path.insert(0, _Blocker(names))
+
     def allowed(entry_point: metadata.EntryPoint) -> bool:
         return entry_point.value.split(":")[0].split(".")[0] not in names
 

@@ -124,9 +124,7 @@ def build_tiny_transformer(
         model = BertModel(bert_config)
     elif architecture == "roberta":
         backend = _train_byte_level_bpe(text_list, vocab_size)
-        fast_tokenizer = RobertaTokenizerFast(
-            tokenizer_object=backend, model_max_length=max_length
-        )
+        fast_tokenizer = RobertaTokenizerFast(tokenizer_object=backend, model_max_length=max_length)
         roberta_config = RobertaConfig(
             vocab_size=backend.get_vocab_size(),
             # RoBERTa numbers positions from padding_idx + 1.

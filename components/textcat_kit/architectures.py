@@ -1,0 +1,139 @@
+"""Model architectures registered by textcat-kit.
+
+``textcat_kit.TextCatBOW.v1`` is ``spacy.TextCatBOW.v3`` (hashed n-gram counts, a sparse
+linear layer, softmax or logistic output, resizable) with one setting added: the token
+attribute the n-grams are built from. spaCy's v3 hard-codes ``ORTH``, so "Refund",
+"refund" and "REFUND" are three unrelated features; on Banking77 and GoEmotions the
+``LOWER`` features train to a higher macro-F1 (figures in ``benchmarks/RESULTS.md``). And
+the value of each n-gram feature: spaCy's raw counts, or counts scaled to unit L2 norm
+per doc (as TF-IDF pipelines do), so that a long text does not produce larger logits
+than a short one just by being long. With ``attr = "ORTH"`` and
+``feature_values = "count"`` it builds the same network as ``spacy.TextCatBOW.v3``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, cast
+
+import numpy as np
+from spacy.attrs import IDS
+from spacy.ml.extract_ngrams import extract_ngrams
+from spacy.ml.models.textcat import (
+    NEG_VALUE,
+    resize_and_set_ref,
+    resize_linear_weighted,
+)
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Logistic, Model, SparseLinear_v2, chain, resizable, with_cpu
+from thinc.layers import softmax_activation
+from thinc.types import Floats2d
+
+from .errors import ConfigError
+
+#: How an n-gram's count in a doc becomes its feature value.
+FEATURE_VALUES: tuple[str, ...] = ("count", "binary", "l2")
+
+#: Token attributes that make sense as bag-of-words features.
+BOW_ATTRS: tuple[str, ...] = ("ORTH", "LOWER", "NORM", "LEMMA", "SHAPE", "PREFIX", "SUFFIX")
+
+
+class ArchitectureErrors:
+    """Messages of the architectures (codes E190-E191 are reserved for this module)."""
+
+    E190 = (
+        "[E190] textcat_kit.TextCatBOW.v1: attr = {value!r} is not a token attribute it can "
+        "build n-grams from; use one of {options} (LOWER folds case, ORTH is spaCy's "
+        "TextCatBOW.v3)."
+    )
+    E191 = (
+        "[E191] textcat_kit.TextCatBOW.v1: length must be >= 1 (got {value}), and "
+        "feature_values one of {options} (got {feature_values!r})."
+    )
+
+
+@registry.architectures("textcat_kit.TextCatBOW.v1")
+def build_bow_text_classifier(
+    exclusive_classes: bool,
+    ngram_size: int,
+    no_output_layer: bool,
+    length: int = 262144,
+    attr: str = "LOWER",
+    feature_values: str = "count",
+    nO: int | None = None,
+) -> Model[list[Doc], Floats2d]:
+    """A bag-of-n-grams linear classifier over the token attribute ``attr``.
+
+    ``length`` (rounded up to a power of two) is the number of hash buckets per label; a
+    training step updates all ``length * n_labels`` weights, so a smaller table trains
+    faster, at the price of more collisions. ``feature_values``: ``count`` (spaCy's),
+    ``binary`` (1.0 for every n-gram present) or ``l2`` (counts divided by the doc's L2
+    norm).
+    """
+    if attr not in BOW_ATTRS:
+        raise ConfigError(ArchitectureErrors.E190.format(value=attr, options=list(BOW_ATTRS)))
+    if length < 1 or feature_values not in FEATURE_VALUES:
+        raise ConfigError(
+            ArchitectureErrors.E191.format(
+                value=length, options=list(FEATURE_VALUES), feature_values=feature_values
+            )
+        )
+    length = 2 ** (length - 1).bit_length()
+    sparse_linear = SparseLinear_v2(nO=nO, length=length)
+    fill_defaults = {"b": 0, "W": 0}
+    output_layer = None
+    if not no_output_layer:
+        fill_defaults["b"] = NEG_VALUE
+        output_layer = softmax_activation() if exclusive_classes else Logistic()
+    resizable_layer: Model = resizable(
+        sparse_linear, resize_layer=partial(resize_linear_weighted, fill_defaults=fill_defaults)
+    )
+    features: Model = extract_ngrams(ngram_size, attr=IDS[attr])
+    if feature_values != "count":
+        features = chain(features, ngram_feature_values(feature_values))
+    model: Model = chain(features, resizable_layer)
+    model = with_cpu(model, model.ops)
+    if output_layer is not None:
+        model = chain(model, with_cpu(output_layer, output_layer.ops))
+    if nO is not None:
+        model.set_dim("nO", cast(int, nO))
+    model.set_ref("output_layer", sparse_linear)
+    model.attrs["multi_label"] = not exclusive_classes
+    model.attrs["resize_output"] = partial(resize_and_set_ref, resizable_layer=resizable_layer)
+    return model
+
+
+SparseBatch = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def ngram_feature_values(kind: str) -> Model[SparseBatch, SparseBatch]:
+    """Rescale the values of ``extract_ngrams``'s (keys, counts, lengths) batch."""
+    return Model("ngram_feature_values", _feature_values_forward, attrs={"kind": kind})
+
+
+def _feature_values_forward(
+    model: Model[SparseBatch, SparseBatch], batch: SparseBatch, is_train: bool
+) -> tuple[SparseBatch, Callable]:
+    keys, counts, lengths = batch
+    values = scale_feature_values(
+        model.ops.to_numpy(counts), model.ops.to_numpy(lengths), model.attrs["kind"]
+    )
+
+    def backprop(d_batch: Any) -> Any:
+        return d_batch  # the features are inputs, not parameters: nothing to learn here
+
+    return (keys, model.ops.asarray(values, dtype="f"), lengths), backprop
+
+
+def scale_feature_values(counts: np.ndarray, lengths: np.ndarray, kind: str) -> np.ndarray:
+    """Per-doc feature values from n-gram counts; docs are consecutive runs of ``lengths``."""
+    counts = np.asarray(counts, dtype=np.float32)
+    if kind == "count":
+        return counts
+    if kind == "binary":
+        return np.ones_like(counts)
+    doc_of_feature = np.repeat(np.arange(len(lengths)), lengths)
+    norms = np.sqrt(np.bincount(doc_of_feature, weights=counts * counts, minlength=len(lengths)))
+    return (counts / norms[doc_of_feature]).astype(np.float32)

@@ -1,0 +1,105 @@
+"""textcat_kit.TextCatBOW.v1: spaCy's TextCatBOW.v3 plus a feature attribute and values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from spacy.training import Example
+
+from textcat_kit.architectures import scale_feature_values
+from textcat_kit.errors import ConfigError
+
+TRAIN = [
+    ("Refund my money please", "refund"),
+    ("where is my REFUND", "refund"),
+    ("my card has not arrived", "card"),
+    ("Card still not here", "card"),
+]
+
+
+def bow_model(arch: str, **settings: object) -> dict[str, object]:
+    model: dict[str, object] = {
+        "@architectures": arch,
+        "exclusive_classes": True,
+        "ngram_size": 2,
+        "no_output_layer": False,
+        "length": 1024,
+    }
+    model.update(settings)
+    return model
+
+
+def trained_nlp(model: dict[str, object], steps: int = 20) -> spacy.language.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textcat", config={"model": model})
+    examples = [
+        Example.from_dict(
+            nlp.make_doc(text), {"cats": {c: float(y == c) for c in ("refund", "card")}}
+        )
+        for text, y in TRAIN
+    ]
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    return nlp
+
+
+def test_lower_features_ignore_case_and_orth_features_do_not() -> None:
+    lower = trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", attr="LOWER"))
+    orth = trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", attr="ORTH"))
+    assert lower("REFUND please").cats == pytest.approx(lower("refund PLEASE").cats, abs=0)
+    assert orth("REFUND please").cats["refund"] != pytest.approx(
+        orth("refund PLEASE").cats["refund"], abs=1e-6
+    )
+
+
+def test_orth_counts_is_the_same_network_as_spacy_textcatbow_v3() -> None:
+    ours = trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", attr="ORTH"), steps=0)
+    spacys = trained_nlp(bow_model("spacy.TextCatBOW.v3"), steps=0)
+    spacy_model = spacys.get_pipe("textcat").model
+    sparse_linear = spacy_model.get_ref("output_layer")
+    W = sparse_linear.get_param("W")
+    sparse_linear.set_param("W", np.random.default_rng(0).normal(size=W.shape).astype(W.dtype))
+    ours.get_pipe("textcat").model.from_bytes(spacy_model.to_bytes())
+    for text in ["Refund my money please", "card not here", "REFUND"]:
+        assert ours(text).cats == pytest.approx(spacys(text).cats, abs=1e-6)
+    assert spacys("REFUND").cats != pytest.approx(spacys("refund").cats, abs=1e-6)
+
+
+def test_l2_feature_values_give_unit_length_per_doc() -> None:
+    counts = np.array([1.0, 1.0, 2.0, 3.0, 5.0])
+    lengths = np.array([2, 0, 3])
+    scaled = scale_feature_values(counts, lengths, "l2")
+    assert np.linalg.norm(scaled[:2]) == pytest.approx(1.0)
+    assert np.linalg.norm(scaled[2:]) == pytest.approx(1.0)
+    assert scaled[3] / scaled[2] == pytest.approx(1.5)
+    assert scale_feature_values(counts, lengths, "binary").tolist() == [1.0] * 5
+    assert scale_feature_values(counts, lengths, "count").tolist() == counts.tolist()
+
+
+def test_l2_values_make_repetition_not_change_the_scores() -> None:
+    nlp = trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", ngram_size=1, feature_values="l2"))
+    once, thrice = nlp("refund card").cats, nlp("refund card refund card refund card").cats
+    assert once == pytest.approx(thrice, abs=1e-6)
+
+
+def test_pipeline_with_the_architecture_round_trips(tmp_path: Path) -> None:
+    nlp = trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", feature_values="l2"))
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    for text, _ in TRAIN:
+        assert loaded(text).cats == pytest.approx(nlp(text).cats, abs=0)
+
+
+@pytest.mark.parametrize(
+    "settings", [{"attr": "POS_TAGS"}, {"feature_values": "tfidf"}, {"length": 0}]
+)
+def test_bad_settings_are_refused_with_the_setting_named(settings: dict[str, object]) -> None:
+    nlp = spacy.blank("en")
+    with pytest.raises(ConfigError, match=r"\[E19[01]\]"):
+        nlp.add_pipe(
+            "textcat", config={"model": bow_model("textcat_kit.TextCatBOW.v1", **settings)}
+        )
