@@ -614,14 +614,19 @@ class SpacyPipeline:
                 _relative(str(self.model_path(workdir))),
             ]
             decision_config = None
+            # As project.yml's tune steps: isotonic for multi-label, temperature otherwise.
+            calibration = "auto" if corpus.exclusive else "isotonic"
             if corpus.exclusive:
                 tune += ["--abstain-precision", str(self.abstain_precision)]
                 decision_config = {"abstain_precision": self.abstain_precision}
+            else:
+                tune += ["--calibration", calibration]
             with Timer() as timer:
                 tune_pipeline(
                     model_best,
                     corpus.split_path("dev"),
                     self.model_path(workdir),
+                    calibration=calibration,
                     decision_config=decision_config,
                 )
             report.update({"tune_s": timer.seconds, "tune_command": " ".join(tune)})
