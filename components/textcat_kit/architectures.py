@@ -124,7 +124,8 @@ def _feature_values_forward(
     def backprop(d_batch: Any) -> Any:
         return d_batch  # the features are inputs, not parameters: nothing to learn here
 
-    return (keys, model.ops.asarray(values, dtype="f"), lengths), backprop
+    # Runs inside with_cpu (as spaCy's extract_ngrams), so NumPy arrays are the model's arrays.
+    return (keys, values, lengths), backprop
 
 
 def scale_feature_values(counts: np.ndarray, lengths: np.ndarray, kind: str) -> np.ndarray:
