@@ -14,21 +14,13 @@ than a short one just by being long. With ``attr = "ORTH"`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from spacy.attrs import IDS
-from spacy.ml.extract_ngrams import extract_ngrams
-from spacy.ml.models.textcat import (
-    NEG_VALUE,
-    resize_and_set_ref,
-    resize_linear_weighted,
-)
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Logistic, Model, SparseLinear_v2, chain, resizable, with_cpu
-from thinc.layers import softmax_activation
+from thinc.api import Model, chain
 from thinc.types import Floats2d
 
 from .errors import ConfigError
@@ -80,28 +72,18 @@ def build_bow_text_classifier(
                 value=length, options=list(FEATURE_VALUES), feature_values=feature_values
             )
         )
-    length = 2 ** (length - 1).bit_length()
-    sparse_linear = SparseLinear_v2(nO=nO, length=length)
-    fill_defaults = {"b": 0, "W": 0}
-    output_layer = None
-    if not no_output_layer:
-        fill_defaults["b"] = NEG_VALUE
-        output_layer = softmax_activation() if exclusive_classes else Logistic()
-    resizable_layer: Model = resizable(
-        sparse_linear, resize_layer=partial(resize_linear_weighted, fill_defaults=fill_defaults)
+    # spaCy's own network; only the n-gram attribute and, if asked, the feature values differ.
+    model: Model = registry.architectures.get("spacy.TextCatBOW.v3")(
+        exclusive_classes=exclusive_classes,
+        ngram_size=ngram_size,
+        no_output_layer=no_output_layer,
+        length=length,
+        nO=nO,
     )
-    features: Model = extract_ngrams(ngram_size, attr=IDS[attr])
+    ngrams = next(node for node in model.walk() if node.name == "extract_ngrams")
+    ngrams.attrs["attr"] = IDS[attr]
     if feature_values != "count":
-        features = chain(features, ngram_feature_values(feature_values))
-    model: Model = chain(features, resizable_layer)
-    model = with_cpu(model, model.ops)
-    if output_layer is not None:
-        model = chain(model, with_cpu(output_layer, output_layer.ops))
-    if nO is not None:
-        model.set_dim("nO", cast(int, nO))
-    model.set_ref("output_layer", sparse_linear)
-    model.attrs["multi_label"] = not exclusive_classes
-    model.attrs["resize_output"] = partial(resize_and_set_ref, resizable_layer=resizable_layer)
+        model.replace_node(ngrams, chain(ngrams, ngram_feature_values(feature_values)))
     return model
 
 
