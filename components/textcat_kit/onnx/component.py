@@ -34,6 +34,7 @@ from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 
 from ..errors import ConfigError
+from ..pipeline._state import write_cats
 from .alignment import alignment_pairs
 from .encoder import OnnxEncoder
 from .errors import OnnxErrors
@@ -241,9 +242,7 @@ class OnnxTextCategorizer(Pipe):
 
     def set_annotations(self, docs: Iterable[Doc], scores: FloatArray) -> None:
         """Write a Python float for every label into ``doc.cats``, as spaCy's textcat does."""
-        for doc, doc_scores in zip(docs, scores, strict=True):
-            for label, score in zip(self.labels, doc_scores, strict=True):
-                doc.cats[label] = float(score)
+        write_cats(list(docs), self.labels, scores)
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None

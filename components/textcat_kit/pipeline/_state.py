@@ -1,16 +1,17 @@
-"""Shared plumbing of the fitted, non-trainable components: batching cats and JSON state."""
+"""Shared plumbing of the fitted, non-trainable components: cats <-> arrays, batches, JSON state."""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import srsly
+from spacy.pipeline import Pipe
 from spacy.tokens import Doc
-from spacy.util import minibatch
+from spacy.util import SimpleFrozenList, minibatch
 
 from ..errors import ConfigError, Errors
 
@@ -39,20 +40,54 @@ def write_cats(docs: Sequence[Doc], labels: Sequence[str], values: np.ndarray) -
         doc.cats.update(zip(labels, row, strict=True))
 
 
-def pipe_batches(
-    stream: Iterable[Doc], batch_size: int, process: Callable[[list[Doc]], None]
-) -> Iterator[Doc]:
-    """Apply ``process`` to batches of ``stream`` and yield the docs in order."""
-    for batch in minibatch(stream, size=batch_size):
-        docs = list(batch)
-        process(docs)
-        yield from docs
+_Component = TypeVar("_Component", bound="FittedComponent")
 
 
-def write_state(path: Path, filename: str, state: dict[str, Any]) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    srsly.write_json(path / filename, state)
+class FittedComponent(Pipe):
+    """Base of the calibrator and the decision component: fitted by ``textcat-kit tune``,
+    never trained, applied one batch at a time, with their fitted state saved as JSON.
 
+    Subclasses set ``state_file`` and implement ``_process`` (annotate a batch in place),
+    ``_state`` and ``_set_state``.
+    """
 
-def read_state(path: Path, filename: str) -> dict[str, Any]:
-    return dict(srsly.read_json(path / filename))
+    state_file: str
+
+    def _process(self, docs: list[Doc]) -> None:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def __call__(self, doc: Doc) -> Doc:
+        self._process([doc])
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for batch in minibatch(stream, size=batch_size):
+            docs = list(batch)
+            self._process(docs)
+            yield from docs
+
+    def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
+        return srsly.msgpack_dumps(self._state())
+
+    def from_bytes(
+        self: _Component, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> _Component:
+        self._set_state(srsly.msgpack_loads(bytes_data))
+        return self
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / self.state_file, self._state())
+
+    def from_disk(
+        self: _Component, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()
+    ) -> _Component:
+        self._set_state(dict(srsly.read_json(Path(path) / self.state_file)))
+        return self

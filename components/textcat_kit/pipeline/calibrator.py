@@ -17,16 +17,12 @@ The maths lives in :mod:`textcat_kit.maths.calibration`; this module only moves
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-import srsly
 from spacy.language import Language
-from spacy.pipeline import Pipe
 from spacy.tokens import Doc
-from spacy.util import SimpleFrozenList
 
 from ..errors import ConfigError, Errors
 from ..maths.calibration import (
@@ -36,9 +32,7 @@ from ..maths.calibration import (
     TemperatureScaling,
     calibrator_from_dict,
 )
-from ._state import cats_to_array, pipe_batches, read_state, write_cats, write_state
-
-STATE_FILE = "calibrator.json"
+from ._state import FittedComponent, cats_to_array, write_cats
 
 
 @Language.factory(
@@ -52,7 +46,7 @@ def make_calibrator(nlp: Language, name: str, method: str, min_positives: int) -
     return Calibration(nlp.vocab, name=name, method=method, min_positives=min_positives)
 
 
-class Calibration(Pipe):
+class Calibration(FittedComponent):
     """Maps raw classifier scores in ``doc.cats`` to calibrated probabilities.
 
     Settings (from config): ``method`` and ``min_positives`` (per-label methods leave a
@@ -61,6 +55,8 @@ class Calibration(Pipe):
     calibrator passes scores through unchanged and warns once, so a pipeline that lists
     it in its training config still trains and evaluates.
     """
+
+    state_file = "calibrator.json"
 
     def __init__(
         self,
@@ -143,13 +139,6 @@ class Calibration(Pipe):
         labels = self.labels
         write_cats(docs, labels, self.calibrator.transform(cats_to_array(docs, labels)))
 
-    def __call__(self, doc: Doc) -> Doc:
-        self._process([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        return pipe_batches(stream, batch_size, self._process)
-
     def initialize(
         self, get_examples: Callable[[], Iterable[Any]], *, nlp: Language | None = None
     ) -> None:
@@ -168,21 +157,3 @@ class Calibration(Pipe):
         self._labels = list(state.get("labels", []))
         data = state.get("calibrator")
         self.calibrator = calibrator_from_dict(data) if data else None
-
-    def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
-        return srsly.msgpack_dumps(self._state())
-
-    def from_bytes(
-        self, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()
-    ) -> Calibration:
-        self._set_state(srsly.msgpack_loads(bytes_data))
-        return self
-
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
-        write_state(Path(path), STATE_FILE, self._state())
-
-    def from_disk(
-        self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()
-    ) -> Calibration:
-        self._set_state(read_state(Path(path), STATE_FILE))
-        return self

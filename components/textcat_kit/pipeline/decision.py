@@ -20,24 +20,20 @@ The registered scorer ``textcat_kit.decision_scorer.v1`` scores the decided labe
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import srsly
 from spacy.language import Language
-from spacy.pipeline import Pipe
 from spacy.tokens import Doc
 from spacy.training import Example
-from spacy.util import SimpleFrozenList, registry
+from spacy.util import registry
 
 from ..errors import ConfigError, Errors
 from ..maths import metrics
 from ..maths.thresholds import OBJECTIVES, abstain_threshold, tune_thresholds
-from ._state import cats_to_array, pipe_batches, read_state, write_state
+from ._state import FittedComponent, cats_to_array
 
-STATE_FILE = "decision.json"
 EXTENSION = "decided_labels"
 
 if not Doc.has_extension(EXTENSION):
@@ -97,8 +93,10 @@ def make_decision(
     )
 
 
-class Decision(Pipe):
+class Decision(FittedComponent):
     """Applies per-label thresholds (multi-label) or an abstain threshold (exclusive)."""
+
+    state_file = "decision.json"
 
     def __init__(
         self,
@@ -270,13 +268,6 @@ class Decision(Pipe):
         for doc, doc_labels in zip(docs, decided, strict=True):
             doc._.set(EXTENSION, doc_labels)
 
-    def __call__(self, doc: Doc) -> Doc:
-        self._process([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        return pipe_batches(stream, batch_size, self._process)
-
     def initialize(
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None
     ) -> None:
@@ -307,24 +298,6 @@ class Decision(Pipe):
         self.abstain_threshold = state.get("abstain_threshold")
         self.fit_info = state.get("fit_info", {})
         self._sync()
-
-    def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
-        return srsly.msgpack_dumps(self._state())
-
-    def from_bytes(
-        self, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()
-    ) -> Decision:
-        self._set_state(srsly.msgpack_loads(bytes_data))
-        return self
-
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
-        write_state(Path(path), STATE_FILE, self._state())
-
-    def from_disk(
-        self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()
-    ) -> Decision:
-        self._set_state(read_state(Path(path), STATE_FILE))
-        return self
 
 
 def score_decisions(

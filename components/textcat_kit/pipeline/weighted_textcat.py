@@ -52,6 +52,7 @@ from thinc.types import Floats2d
 
 from ..errors import ConfigError
 from ..maths.losses import gradient_wrt_probabilities
+from ._state import write_cats
 from .losses import TextcatLoss
 
 default_loss_config = """
@@ -215,10 +216,7 @@ class _WeightedLossMixin(TextCategorizer):
         spaCy's loop rebuilds ``self.labels`` and converts one float per (doc, label),
         which costs more per doc than calibrating and deciding together.
         """
-        labels = self.labels
-        rows = self.model.ops.to_numpy(scores).tolist()
-        for doc, row in zip(docs, rows, strict=True):
-            doc.cats.update(zip(labels, row, strict=True))
+        write_cats(list(docs), self.labels, self.model.ops.to_numpy(scores))
 
     def get_loss(  # type: ignore[override]
         self, examples: Iterable[Example], scores: Floats2d
