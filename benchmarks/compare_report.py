@@ -231,8 +231,12 @@ def components_section(result: dict[str, Any]) -> str:
         "",
         f"`{result['command']}` — {result['n_docs']:,} docs, {result['n_labels']} labels, "
         f"CPU time, best of {result['repeats']}; load average (1 min) "
-        f"{result['load_before']:.2f} before, {result['load_after']:.2f} after. "
-        "`alt:` rows are cheaper ways to do the step above them (not in the components).",
+        f"{result['load_before']:.2f} before, {result['load_after']:.2f} after."
+        + (
+            " `alt:` rows are cheaper ways to do the step above them (not in the components)."
+            if any(name.startswith("alt:") for name in timings)
+            else ""
+        ),
         "",
         "| step | µs/doc | % of spaCy's tokenizer + predict + set_annotations |",
         "|---|---:|---:|",

@@ -8,9 +8,8 @@ run per batch, timed on the same pre-scored docs, in CPU time of this process, b
 * calibrator: read ``doc.cats`` into an array, transform, write ``doc.cats`` back;
 * decision: read ``doc.cats``, decide, set ``doc._.decided_labels``.
 
-Where a cheaper way to do a step exists it is timed beside the current one (``alt:``
-rows), so the saving can be judged before changing a component. The alternatives are
-defined here and only here; the components are not modified.
+The ``ours:`` rows time the helpers the components use (``cats_to_array``,
+``write_cats``); ``whole _process`` is everything a component does per batch.
 
 Run::
 
@@ -26,10 +25,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import json  # noqa: E402
-import operator  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -42,28 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_systems import OUR_COMPONENTS, REPO_ROOT, block_torch, read_split  # noqa: E402
 
 Step = Callable[[list[Any]], object]
-
-
-def read_cats_itemgetter(docs: Sequence[Any], labels: Sequence[str]) -> np.ndarray:
-    """``doc.cats`` as an array, the label lookups done in C by ``operator.itemgetter``."""
-    getter = operator.itemgetter(*labels)
-    rows = [getter(doc.cats) for doc in docs]
-    return np.array(rows, dtype=np.float64).reshape(len(docs), len(labels))
-
-
-def write_cats_update(docs: Sequence[Any], labels: Sequence[str], probs: np.ndarray) -> None:
-    """Write rows of ``probs`` into ``doc.cats`` in place (one ``tolist`` per batch)."""
-    for doc, row in zip(docs, probs.tolist(), strict=True):
-        doc.cats.update(zip(labels, row))
-
-
-def decided_label_lists(decided: np.ndarray, labels: Sequence[str]) -> list[list[str]]:
-    """The chosen labels of each row, from one ``np.nonzero`` over the whole batch."""
-    chosen: list[list[str]] = [[] for _ in range(decided.shape[0])]
-    rows, cols = np.nonzero(decided)
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        chosen[i].append(labels[j])
-    return chosen
 
 
 def best_us_per_doc(step: Step, batches: list[list[Any]], repeats: int) -> float:
@@ -81,8 +57,7 @@ def best_us_per_doc(step: Step, batches: list[list[Any]], repeats: int) -> float
 def component_steps(nlp: Any, texts: list[str]) -> tuple[dict[str, Step], list[list[Any]]]:
     """Every step as a function of a batch of docs, and the scored batches to run it on."""
     from textcat_kit.evaluation import find_textcat
-    from textcat_kit.pipeline._state import cats_to_array
-    from textcat_kit.pipeline.decision import EXTENSION
+    from textcat_kit.pipeline._state import cats_to_array, write_cats
 
     extra = [name for name in OUR_COMPONENTS if name in nlp.pipe_names]
     textcat = find_textcat(nlp)[1]
@@ -97,9 +72,6 @@ def component_steps(nlp: Any, texts: list[str]) -> tuple[dict[str, Step], list[l
     scores_of = {id(batch): textcat.predict(batch) for batch in batches}
     probs_of = {id(batch): cats_to_array(batch, labels) for batch in batches}
 
-    def set_annotations_alt(batch: list[Any]) -> None:
-        write_cats_update(batch, labels, np.asarray(scores_of[id(batch)]))
-
     from spacy.tokens import Doc
 
     message = srsly.msgpack_dumps({"cats": {"label": 0.5}})
@@ -112,9 +84,10 @@ def component_steps(nlp: Any, texts: list[str]) -> tuple[dict[str, Step], list[l
         "spaCy: tokenizer": lambda b: list(nlp.tokenizer.pipe(texts_of[id(b)])),
         "spaCy: textcat.predict": textcat.predict,
         "spaCy: textcat.set_annotations": lambda b: textcat.set_annotations(b, scores_of[id(b)]),
-        "alt: set_annotations as tolist + cats.update": set_annotations_alt,
         "ours: read doc.cats (cats_to_array)": lambda b: cats_to_array(b, labels),
-        "alt: read doc.cats with itemgetter": lambda b: read_cats_itemgetter(b, labels),
+        "ours: write doc.cats (write_cats)": lambda b: write_cats(
+            b, labels, np.asarray(scores_of[id(b)])
+        ),
         # What nlp.pipe(n_process>1) adds per doc: the worker serialises each doc and
         # the parent deserialises it; each srsly.msgpack_loads asks catalogue for the
         # registered decoders, which scans the installed entry points on every call.
@@ -125,40 +98,16 @@ def component_steps(nlp: Any, texts: list[str]) -> tuple[dict[str, Step], list[l
     }
     if calibrator is not None and calibrator.calibrator is not None:
         fitted = calibrator.calibrator
-
-        def write_current(batch: list[Any]) -> None:
-            rows = fitted.transform(probs_of[id(batch)]).tolist()
-            for doc, row in zip(batch, rows, strict=True):
-                doc.cats = dict(zip(labels, row, strict=True))
-
-        def write_alt(batch: list[Any]) -> None:
-            write_cats_update(batch, labels, fitted.transform(probs_of[id(batch)]))
-
         steps.update(
             {
                 "calibrator: transform": lambda b: fitted.transform(probs_of[id(b)]),
-                "calibrator: transform + write cats (current)": write_current,
-                "alt: transform + cats.update": write_alt,
                 "calibrator: whole _process": calibrator._process,
             }
         )
     if decision is not None:
-
-        def set_current(batch: list[Any]) -> None:
-            decided = decision.decide(probs_of[id(batch)])
-            for doc, row in zip(batch, decided, strict=True):
-                doc._.set(EXTENSION, [labels[j] for j in np.flatnonzero(row)])
-
-        def set_alt(batch: list[Any]) -> None:
-            chosen = decided_label_lists(decision.decide(probs_of[id(batch)]), labels)
-            for doc, value in zip(batch, chosen, strict=True):
-                doc._.set(EXTENSION, value)
-
         steps.update(
             {
                 "decision: decide": lambda b: decision.decide(probs_of[id(b)]),
-                "decision: decide + set labels (current)": set_current,
-                "alt: decide + labels from one np.nonzero": set_alt,
                 "decision: whole _process": decision._process,
             }
         )

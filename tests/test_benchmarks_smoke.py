@@ -251,9 +251,11 @@ def test_component_breakdown_steps(
 
 
 @pytest.mark.slow
-def test_alternative_steps_write_what_the_components_write(results: dict[str, Any]) -> None:
-    """The cheaper ways timed by speed_components.py give the components' exact output."""
+def test_timed_steps_write_what_the_components_write(results: dict[str, Any]) -> None:
+    """The steps timed by speed_components.py, run by hand, give the pipeline's exact output."""
     import spacy
+
+    from textcat_kit.pipeline._state import cats_to_array, write_cats
 
     nlp = spacy.load(results["workdir"] / "emotions" / "bow" / "model-tuned")
     texts = ["I love this, thank you!", "This is awful.", "Why would you do that?", ""]
@@ -261,11 +263,11 @@ def test_alternative_steps_write_what_the_components_write(results: dict[str, An
     labels = list(nlp.get_pipe("textcat").labels)
     with nlp.select_pipes(disable=list(compare_systems.OUR_COMPONENTS)):
         docs = list(nlp.pipe(texts))
-    raw = speed_components.read_cats_itemgetter(docs, labels)
+    raw = cats_to_array(docs, labels)
     calibrated = nlp.get_pipe("textcat_kit_calibrator").transform(raw)
-    speed_components.write_cats_update(docs, labels, calibrated)
-    decided = nlp.get_pipe("textcat_kit_decision").decide(calibrated)
-    chosen = speed_components.decided_label_lists(decided, labels)
+    write_cats(docs, labels, calibrated)
+    nlp.get_pipe("textcat_kit_decision")._process(docs)
+    chosen = [doc._.decided_labels for doc in docs]
     for doc, want, labels_of_doc in zip(docs, expected, chosen, strict=True):
         assert doc.cats == pytest.approx(want.cats)
         assert labels_of_doc == want._.decided_labels

@@ -29,7 +29,7 @@ from .client import (
 from .config import LabelingScheme, load_labeling_scheme, scheme_from_overrides
 from .errors import LabelStudioErrors as Errors
 from .exports import EXPORT_FORMATS, ExportFormat
-from .importer import import_export, write_import
+from .importer import ImportResult, import_export, write_import
 
 app = typer.Typer(
     name="labelstudio",
@@ -99,7 +99,7 @@ def import_command(
         scheme = _scheme(config, choices_name, text_field, labels, exclusive)
         fmt = _export_format(export_format)
         result = import_export(export, scheme, ties=check_tie_policy(ties), export_format=fmt)
-        written = write_import(
+        _write_and_report(
             result,
             output,
             dev_output=dev_output,
@@ -111,8 +111,6 @@ def import_command(
             summary_output=summary,
             lang=lang,
         )
-        typer.echo(result.summary.render())
-        _echo_written(written, {"train": output, "dev": dev_output, "test": test_output})
 
 
 @app.command("pull")
@@ -154,7 +152,7 @@ def pull_command(
             text_field=text_field,
             raw_export_output=raw_export,
         )
-        written = write_import(
+        _write_and_report(
             result,
             output,
             dev_output=dev_output,
@@ -166,8 +164,6 @@ def pull_command(
             summary_output=summary,
             lang=lang,
         )
-        typer.echo(result.summary.render())
-        _echo_written(written, {"train": output, "dev": dev_output, "test": test_output})
 
 
 @app.command("push")
@@ -215,7 +211,20 @@ def push_command(
         typer.echo(result.render())
 
 
-def _echo_written(written: dict[str, int], paths: dict[str, Path | None]) -> None:
+def _write_and_report(
+    result: ImportResult,
+    output: Path,
+    *,
+    dev_output: Path | None,
+    test_output: Path | None,
+    **options: Any,
+) -> None:
+    """Write the imported corpus (and splits), print the accounting and what went where."""
+    written = write_import(
+        result, output, dev_output=dev_output, test_output=test_output, **options
+    )
+    typer.echo(result.summary.render())
+    paths = {"train": output, "dev": dev_output, "test": test_output}
     for part, n_docs in written.items():
         typer.echo(f"Wrote {n_docs} docs to {paths[part]}")
 

@@ -81,45 +81,33 @@ class TextcatLoss:
         self.label_weights_: dict[str, float] | None = None
         self.exclusive_: bool | None = None
 
+    def _invalid(self, setting: str, value: object, rule: str) -> ConfigError:
+        """The E186 error for one invalid setting of this loss."""
+        return ConfigError(
+            LossSettingsErrors.E186.format(
+                loss=self.registry_name, setting=setting, value=value, rule=rule
+            )
+        )
+
     def validate(self) -> None:
         """Raise E186 if a setting is invalid (called by the config builders and ``fit``)."""
         if isinstance(self.weights, str) and self.weights != BALANCED:
-            raise ConfigError(
-                LossSettingsErrors.E186.format(
-                    loss=self.registry_name,
-                    setting="weights",
-                    value=self.weights,
-                    rule=f'use "{BALANCED}", a mapping {{label: weight}} or null',
-                )
+            raise self._invalid(
+                "weights", self.weights, f'use "{BALANCED}", a mapping {{label: weight}} or null'
             )
         if isinstance(self.weights, Mapping):
             for label, weight in self.weights.items():
                 if not (np.isfinite(weight) and weight > 0):
-                    raise ConfigError(
-                        LossSettingsErrors.E186.format(
-                            loss=self.registry_name,
-                            setting=f"weights.{label}",
-                            value=weight,
-                            rule="weights must be finite and > 0",
-                        )
+                    raise self._invalid(
+                        f"weights.{label}", weight, "weights must be finite and > 0"
                     )
         if self.max_weight is not None and not self.max_weight >= 1.0:
-            raise ConfigError(
-                LossSettingsErrors.E186.format(
-                    loss=self.registry_name,
-                    setting="max_weight",
-                    value=self.max_weight,
-                    rule="must be >= 1 (or null for no cap)",
-                )
-            )
+            raise self._invalid("max_weight", self.max_weight, "must be >= 1 (or null for no cap)")
         if not (np.isfinite(self.balance_power) and self.balance_power >= 0):
-            raise ConfigError(
-                LossSettingsErrors.E186.format(
-                    loss=self.registry_name,
-                    setting="balance_power",
-                    value=self.balance_power,
-                    rule="must be >= 0 (1 = fully balanced, 0.5 = square root)",
-                )
+            raise self._invalid(
+                "balance_power",
+                self.balance_power,
+                "must be >= 0 (1 = fully balanced, 0.5 = square root)",
             )
 
     def fit(
@@ -308,20 +296,9 @@ class FocalLoss(TextcatLoss):
     def validate(self) -> None:
         super().validate()
         if not (np.isfinite(self.gamma) and self.gamma >= 0):
-            raise ConfigError(
-                LossSettingsErrors.E186.format(
-                    loss=self.registry_name, setting="gamma", value=self.gamma, rule="must be >= 0"
-                )
-            )
+            raise self._invalid("gamma", self.gamma, "must be >= 0")
         if self.alpha is not None and not 0.0 < self.alpha < 1.0:
-            raise ConfigError(
-                LossSettingsErrors.E186.format(
-                    loss=self.registry_name,
-                    setting="alpha",
-                    value=self.alpha,
-                    rule="must be in (0, 1), or null",
-                )
-            )
+            raise self._invalid("alpha", self.alpha, "must be in (0, 1), or null")
 
     def fit(
         self,
@@ -333,17 +310,14 @@ class FocalLoss(TextcatLoss):
         component_name: str = "textcat",
     ) -> "FocalLoss":
         if exclusive and self.alpha is not None:
-            raise ConfigError(
-                LossSettingsErrors.E186.format(
-                    loss=self.registry_name,
-                    setting="alpha",
-                    value=self.alpha,
-                    rule=(
-                        f"alpha is for multi-label classifiers only; component "
-                        f"'{component_name}' is exclusive, so set per-class weights with "
-                        "'weights' instead"
-                    ),
-                )
+            raise self._invalid(
+                "alpha",
+                self.alpha,
+                (
+                    f"alpha is for multi-label classifiers only; component "
+                    f"'{component_name}' is exclusive, so set per-class weights with "
+                    "'weights' instead"
+                ),
             )
         super().fit(
             labels,
