@@ -34,7 +34,6 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_fresh_venv(tmp_path_factory.mktemp("fresh-venv") / "venv")
 
 
-
 @pytest.fixture(scope="session")
 def banking_small(shared_data: Path) -> dict[str, Any]:
     """8 Banking77 intents: train/dev/test records and a bow pipeline trained on train."""

@@ -91,7 +91,7 @@ def skip_without_server_venv() -> Path:
 def labelstudio_version(venv: Path) -> str:
     """The installed Label Studio version, from its dist-info (no slow import)."""
     for dist_info in sorted(venv.glob("lib/python*/site-packages/label_studio-*.dist-info")):
-        return dist_info.name[len("label_studio-"):-len(".dist-info")]
+        return dist_info.name[len("label_studio-") : -len(".dist-info")]
     return "unknown"
 
 
@@ -120,15 +120,23 @@ def server_environment(data_dir: Path) -> dict[str, str]:
 def server_arguments(data_dir: Path, port: int) -> list[str]:
     return [
         "--no-browser",
-        "--internal-host", "127.0.0.1",
-        "--port", str(port),
-        "--data-dir", str(data_dir),
-        "--database", str(data_dir / "label_studio.sqlite3"),
-        "--username", TEST_USERNAME,
-        "--password", TEST_PASSWORD,
-        "--user-token", TEST_TOKEN,
+        "--internal-host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--database",
+        str(data_dir / "label_studio.sqlite3"),
+        "--username",
+        TEST_USERNAME,
+        "--password",
+        TEST_PASSWORD,
+        "--user-token",
+        TEST_TOKEN,
         "--enable-legacy-api-token",
-        "--log-level", "WARNING",
+        "--log-level",
+        "WARNING",
     ]
 
 

@@ -96,7 +96,9 @@ def test_exclusive_majority_and_unanimity() -> None:
     assert majority.votes == {"a": 1, "b": 2}
     unanimous = decide([ann(1, "c"), ann(2, "c")], labels=LABELS, exclusive=True)
     assert (unanimous.labels, unanimous.resolution, unanimous.conflict) == (
-        ("c",), "unanimous", False,
+        ("c",),
+        "unanimous",
+        False,
     )
 
 

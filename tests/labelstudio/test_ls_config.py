@@ -107,15 +107,27 @@ def test_alias_is_the_label_and_single_is_the_default() -> None:
     [
         ("<View><Text name='t' value='$x'/>", "E101"),
         ("<View><Text name='t' value='$x'/><TextArea name='a' toName='t'/></View>", "E102"),
-        ("<View><Image name='i' value='$img'/><Choices name='c' toName='i'>"
-         "<Choice value='a'/></Choices></View>", "E106"),
+        (
+            "<View><Image name='i' value='$img'/><Choices name='c' toName='i'>"
+            "<Choice value='a'/></Choices></View>",
+            "E106",
+        ),
         ("<View><Choices name='c' toName='nowhere'><Choice value='a'/></Choices></View>", "E106"),
-        ("<View><Text name='t' value='static'/><Choices name='c' toName='t'>"
-         "<Choice value='a'/></Choices></View>", "E107"),
-        ("<View><Text name='t' value='$x'/><Choices name='c' toName='t' value='$options'/>"
-         "</View>", "E108"),
-        ("<View><Text name='t' value='$x'/><Choices name='c' toName='t' choice='several'>"
-         "<Choice value='a'/></Choices></View>", "E109"),
+        (
+            "<View><Text name='t' value='static'/><Choices name='c' toName='t'>"
+            "<Choice value='a'/></Choices></View>",
+            "E107",
+        ),
+        (
+            "<View><Text name='t' value='$x'/><Choices name='c' toName='t' value='$options'/>"
+            "</View>",
+            "E108",
+        ),
+        (
+            "<View><Text name='t' value='$x'/><Choices name='c' toName='t' choice='several'>"
+            "<Choice value='a'/></Choices></View>",
+            "E109",
+        ),
     ],
 )
 def test_bad_configs_have_coded_errors(xml: str, code: str) -> None:

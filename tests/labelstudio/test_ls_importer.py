@@ -64,9 +64,12 @@ def test_cli_import_prints_and_writes_the_accounting(tmp_path: Path) -> None:
             "import",
             str(BANKING / "export_JSON_all_tasks.json"),
             str(output),
-            "--config", str(BANKING / "label_config.xml"),
-            "--unlabelled", str(tmp_path / "todo.jsonl"),
-            "--summary", str(tmp_path / "summary.json"),
+            "--config",
+            str(BANKING / "label_config.xml"),
+            "--unlabelled",
+            str(tmp_path / "todo.jsonl"),
+            "--summary",
+            str(tmp_path / "summary.json"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -90,16 +93,31 @@ def test_cli_import_without_config_needs_every_override(tmp_path: Path) -> None:
     labels = tmp_path / "labels.json"
     labels.write_text(
         json.dumps(
-            ["card_arrival", "card_linking", "exchange_rate", "card_payment_wrong_exchange_rate",
-             "extra_charge_on_statement"]
+            [
+                "card_arrival",
+                "card_linking",
+                "exchange_rate",
+                "card_payment_wrong_exchange_rate",
+                "extra_charge_on_statement",
+            ]
         ),
         encoding="utf-8",
     )
     result = runner.invoke(
         app,
         [
-            "import", str(export), str(tmp_path / "x.spacy"), "--choices-name", "label",
-            "--text-field", "text", "--labels", str(labels), "--exclusive", "--ties", "first",
+            "import",
+            str(export),
+            str(tmp_path / "x.spacy"),
+            "--choices-name",
+            "label",
+            "--text-field",
+            "text",
+            "--labels",
+            str(labels),
+            "--exclusive",
+            "--ties",
+            "first",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -110,8 +128,11 @@ def test_cli_import_reports_bad_data_without_traceback(tmp_path: Path) -> None:
     result = runner.invoke(
         app,
         [
-            "import", str(GOEMOTIONS / "export_JSON_all_tasks.json"), str(tmp_path / "x.spacy"),
-            "--config", str(BANKING / "label_config.xml"),
+            "import",
+            str(GOEMOTIONS / "export_JSON_all_tasks.json"),
+            str(tmp_path / "x.spacy"),
+            "--config",
+            str(BANKING / "label_config.xml"),
         ],
     )
     assert result.exit_code == 1
@@ -121,8 +142,13 @@ def test_cli_import_reports_bad_data_without_traceback(tmp_path: Path) -> None:
 
 
 def test_cli_import_rejects_unknown_tie_policy_and_format(tmp_path: Path) -> None:
-    base = ["import", str(BANKING / "export_CSV_all_tasks.csv"), str(tmp_path / "x.spacy"),
-            "--config", str(BANKING / "label_config.xml")]
+    base = [
+        "import",
+        str(BANKING / "export_CSV_all_tasks.csv"),
+        str(tmp_path / "x.spacy"),
+        "--config",
+        str(BANKING / "label_config.xml"),
+    ]
     assert "[E130]" in runner.invoke(app, [*base, "--ties", "vote"]).output
     assert "[E117]" in runner.invoke(app, [*base, "--format", "XML"]).output
     forced = runner.invoke(app, [*base, "--format", "csv"])
@@ -134,11 +160,23 @@ def test_cli_import_splits_train_dev_test(tmp_path: Path) -> None:
     result = runner.invoke(
         app,
         [
-            "import", str(BANKING / "export_JSON_all_tasks.json"), str(parts["train"]),
-            "--config", str(BANKING / "label_config.xml"),
-            "--dev-output", str(parts["dev"]), "--dev-fraction", "0.2",
-            "--test-output", str(parts["test"]), "--test-fraction", "0.2",
-            "--summary", str(tmp_path / "summary.json"), "--seed", "3",
+            "import",
+            str(BANKING / "export_JSON_all_tasks.json"),
+            str(parts["train"]),
+            "--config",
+            str(BANKING / "label_config.xml"),
+            "--dev-output",
+            str(parts["dev"]),
+            "--dev-fraction",
+            "0.2",
+            "--test-output",
+            str(parts["test"]),
+            "--test-fraction",
+            "0.2",
+            "--summary",
+            str(tmp_path / "summary.json"),
+            "--seed",
+            "3",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -155,8 +193,13 @@ def test_cli_import_splits_train_dev_test(tmp_path: Path) -> None:
     bad = runner.invoke(
         app,
         [
-            "import", str(BANKING / "export_JSON_all_tasks.json"), str(parts["train"]),
-            "--config", str(BANKING / "label_config.xml"), "--dev-output", str(parts["dev"]),
+            "import",
+            str(BANKING / "export_JSON_all_tasks.json"),
+            str(parts["train"]),
+            "--config",
+            str(BANKING / "label_config.xml"),
+            "--dev-output",
+            str(parts["dev"]),
         ],
     )
     assert bad.exit_code == 1 and "[E134]" in bad.output

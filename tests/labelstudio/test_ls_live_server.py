@@ -59,8 +59,7 @@ def banking_tasks() -> list[dict[str, Any]]:
 
 def choice(label: str) -> list[dict[str, Any]]:
     return [
-        {"from_name": "intent", "to_name": "text", "type": "choices",
-         "value": {"choices": [label]}}
+        {"from_name": "intent", "to_name": "text", "type": "choices", "value": {"choices": [label]}}
     ]
 
 
@@ -79,7 +78,8 @@ def test_live_round_trip(
 
     server = labelstudio_server
     client = LabelStudio(
-        base_url=server.url, api_key=server.token,
+        base_url=server.url,
+        api_key=server.token,
         httpx_client=httpx.Client(trust_env=False, timeout=60),
     )
     admin_id = client.users.whoami().id
@@ -90,7 +90,8 @@ def test_live_round_trip(
     assert project.id is not None
     tasks = banking_tasks()
     client.projects.import_tasks(
-        id=project.id, request=[{"data": t} for t in tasks]  # type: ignore[misc]
+        id=project.id,
+        request=[{"data": t} for t in tasks],  # type: ignore[misc]
     )
     listed: list[Any] = list(client.tasks.list(project=project.id))
     task_id_by_row = {item.data["row"]: item.id for item in listed}
@@ -100,16 +101,25 @@ def test_live_round_trip(
     annotated = [i for i in range(len(tasks)) if i % PER_LABEL < 6]
     for position in annotated:
         client.annotations.create(
-            id=ids[position], result=choice(tasks[position]["gold"]), completed_by=admin_id,
-            was_cancelled=False, ground_truth=False, lead_time=3.0,
+            id=ids[position],
+            result=choice(tasks[position]["gold"]),
+            completed_by=admin_id,
+            was_cancelled=False,
+            ground_truth=False,
+            lead_time=3.0,
         )
     conflict_position, skipped_position = 0, 6
     client.annotations.create(
-        id=ids[conflict_position], result=choice("exchange_rate"),
-        completed_by=annotator2.id, lead_time=4.0,
+        id=ids[conflict_position],
+        result=choice("exchange_rate"),
+        completed_by=annotator2.id,
+        lead_time=4.0,
     )
     client.annotations.create(
-        id=ids[skipped_position], result=[], completed_by=admin_id, was_cancelled=True,
+        id=ids[skipped_position],
+        result=[],
+        completed_by=admin_id,
+        was_cancelled=True,
     )
     unlabelled_ids = sorted(
         ids[i] for i in range(len(tasks)) if i not in annotated and i != skipped_position
@@ -121,10 +131,17 @@ def test_live_round_trip(
     common = ["--url", server.url, "--project-id", str(project.id)]
     pulled = runner.invoke(
         app,
-        ["pull", str(corpus / "ls.spacy"), *common,
-         "--unlabelled", str(corpus / "unlabelled.jsonl"),
-         "--summary", str(corpus / "summary.json"),
-         "--raw-export", str(corpus / "export.json")],
+        [
+            "pull",
+            str(corpus / "ls.spacy"),
+            *common,
+            "--unlabelled",
+            str(corpus / "unlabelled.jsonl"),
+            "--summary",
+            str(corpus / "summary.json"),
+            "--raw-export",
+            str(corpus / "export.json"),
+        ],
     )
     assert pulled.exit_code == 0, pulled.output
     summary = srsly.read_json(corpus / "summary.json")
@@ -157,8 +174,15 @@ def test_live_round_trip(
     # --- push, then read back through the SDK -------------------------------------
     pushed = runner.invoke(
         app,
-        ["push", str(model_dir), *common, "--model-version", MODEL_VERSION,
-         "--summary", str(tmp_path / "push.json")],
+        [
+            "push",
+            str(model_dir),
+            *common,
+            "--model-version",
+            MODEL_VERSION,
+            "--summary",
+            str(tmp_path / "push.json"),
+        ],
     )
     assert pushed.exit_code == 0, pushed.output
     assert "pushed 11 of 11" in pushed.output
@@ -166,7 +190,9 @@ def test_live_round_trip(
     expected = {
         p.task_id: p
         for p in predict_tasks(
-            spacy.load(model_dir), [(u[TASK_ID_KEY], u["text"]) for u in unlabelled], scheme,
+            spacy.load(model_dir),
+            [(u[TASK_ID_KEY], u["text"]) for u in unlabelled],
+            scheme,
             model_version=MODEL_VERSION,
         )
     }
@@ -179,7 +205,9 @@ def test_live_round_trip(
         assert 1 / len(LABELS) <= prediction.score <= 1.0
         (result,) = prediction.result
         assert (result["from_name"], result["to_name"], result["type"]) == (
-            "intent", "text", "choices",
+            "intent",
+            "text",
+            "choices",
         )
         assert result["value"]["choices"] == list(mine.labels)
         assert result["value"]["choices"][0] in LABELS
@@ -193,7 +221,6 @@ def test_live_round_trip(
     for path in [*corpus.rglob("*"), tmp_path / "push.json", *model_dir.rglob("*")]:
         if path.is_file():
             assert server.token.encode() not in path.read_bytes(), path
-
 
 
 @pytest.mark.slow

@@ -142,8 +142,11 @@ def test_choices_result_uses_the_config_names() -> None:
 def test_predict_tasks_orders_least_confident_first(banking_model: tuple[Language, Path]) -> None:
     nlp, _ = banking_model
     scheme = load_labeling_scheme(BANKING / "label_config.xml")
-    tasks = [(1, "I am still waiting on my card?"), (2, "What is the exchange rate?"),
-             (3, "Why was I charged an extra fee on my statement?")]
+    tasks = [
+        (1, "I am still waiting on my card?"),
+        (2, "What is the exchange rate?"),
+        (3, "Why was I charged an extra fee on my statement?"),
+    ]
     payloads = predict_tasks(nlp, tasks, scheme, model_version="bow-1")
     assert sorted(p.task_id for p in payloads) == [1, 2, 3]
     assert [p.score for p in payloads] == sorted(p.score for p in payloads)
@@ -174,8 +177,9 @@ def test_label_choice_can_be_swapped(banking_model: tuple[Language, Path]) -> No
             Doc.remove_extension(attr)
             if existing is not None:
                 default, method, getter, setter = existing
-                Doc.set_extension(attr, default=default, method=method, getter=getter,
-                                  setter=setter)
+                Doc.set_extension(
+                    attr, default=default, method=method, getter=getter, setter=setter
+                )
         assert {p.labels for p in decided} == {tuple(decided_labels)}
     with pytest.raises(ConfigError, match=r"\[E129\].*'nope'.*task 1"):
         predict_tasks(nlp, tasks, scheme, model_version="v", choose=lambda d: ["nope"])
@@ -267,10 +271,15 @@ def test_cli_pull_push_never_print_or_write_the_key(
     pulled = runner.invoke(
         app,
         [
-            "pull", str(tmp_path / "corpus" / "ls.spacy"), *common,
-            "--unlabelled", str(tmp_path / "corpus" / "todo.jsonl"),
-            "--summary", str(tmp_path / "corpus" / "summary.json"),
-            "--raw-export", str(tmp_path / "corpus" / "export.json"),
+            "pull",
+            str(tmp_path / "corpus" / "ls.spacy"),
+            *common,
+            "--unlabelled",
+            str(tmp_path / "corpus" / "todo.jsonl"),
+            "--summary",
+            str(tmp_path / "corpus" / "summary.json"),
+            "--raw-export",
+            str(tmp_path / "corpus" / "export.json"),
         ],
     )
     assert pulled.exit_code == 0, pulled.output
@@ -281,9 +290,15 @@ def test_cli_pull_push_never_print_or_write_the_key(
     pushed = runner.invoke(
         app,
         [
-            "push", str(model_path), *common, "--model-version", "bow-cli",
-            "--tasks", str(tmp_path / "corpus" / "todo.jsonl"),
-            "--summary", str(tmp_path / "push.json"),
+            "push",
+            str(model_path),
+            *common,
+            "--model-version",
+            "bow-cli",
+            "--tasks",
+            str(tmp_path / "corpus" / "todo.jsonl"),
+            "--summary",
+            str(tmp_path / "push.json"),
         ],
     )
     assert pushed.exit_code == 0, pushed.output

@@ -44,8 +44,11 @@ def tiny_bert_short(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from textcat_kit.testing.tiny_transformer import build_tiny_transformer
 
     return build_tiny_transformer(
-        tmp_path_factory.mktemp("tiny-bert-64"), tokenizer_texts(), vocab_size=300,
-        max_length=64, seed=1,
+        tmp_path_factory.mktemp("tiny-bert-64"),
+        tokenizer_texts(),
+        vocab_size=300,
+        max_length=64,
+        seed=1,
     )
 
 
@@ -54,8 +57,11 @@ def tiny_roberta(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from textcat_kit.testing.tiny_transformer import build_tiny_transformer
 
     return build_tiny_transformer(
-        tmp_path_factory.mktemp("tiny-roberta"), tokenizer_texts(), vocab_size=400,
-        architecture="roberta", seed=2,
+        tmp_path_factory.mktemp("tiny-roberta"),
+        tokenizer_texts(),
+        vocab_size=400,
+        architecture="roberta",
+        seed=2,
     )
 
 

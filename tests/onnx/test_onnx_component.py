@@ -74,8 +74,10 @@ def test_labels_exclusivity_and_scores(
     sums = cats(exclusive, PARITY_TEXTS[1:]).sum(axis=1)
     np.testing.assert_allclose(sums, 1.0, atol=1e-5)
     examples = [
-        Example.from_dict(exclusive.make_doc(text), {"cats": {label: float(label == labels[0])
-                                                              for label in LABELS}})
+        Example.from_dict(
+            exclusive.make_doc(text),
+            {"cats": {label: float(label == labels[0]) for label in LABELS}},
+        )
         for text, labels in TRAIN
     ]
     trained = spacy.load(exclusive_pipeline)
@@ -137,9 +139,7 @@ def test_export_needs_a_transformer_textcat(tmp_path: Path) -> None:
         export_onnx_pipeline(tmp_path / "bow", tmp_path / "out")
 
 
-def test_other_components_are_kept_in_place(
-    exclusive_pipeline: Path, tmp_path: Path
-) -> None:
+def test_other_components_are_kept_in_place(exclusive_pipeline: Path, tmp_path: Path) -> None:
     """Calibrator and decision components (fitted by `tune`) survive the export, as does a
     component before the classifier; the final scores and decisions stay the same."""
     from textcat_kit.data.records import Record, write_records
@@ -186,9 +186,7 @@ print(json.dumps({{"cats": cats, "loaded": loaded}}))
     assert result.returncode == 0, result.stderr[-3000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["loaded"] == []
-    np.testing.assert_allclose(
-        payload["cats"], cats(spacy.load(out), PARITY_TEXTS), atol=1e-5
-    )
+    np.testing.assert_allclose(payload["cats"], cats(spacy.load(out), PARITY_TEXTS), atol=1e-5)
 
 
 def test_cli_exports_and_reports(exclusive_pipeline: Path, tmp_path: Path) -> None:

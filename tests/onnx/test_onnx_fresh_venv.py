@@ -25,7 +25,12 @@ from onnx_testing import LABELS, PARITY_TEXTS, REPO_ROOT
 def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run(
-        args, capture_output=True, text=True, env=env, check=False, **kwargs  # type: ignore[arg-type]
+        args,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -35,16 +40,35 @@ def onnx_only_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("onnx-only-venv")
     wheel_dir = root / "wheels"
     built = _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheel_dir),
-         str(REPO_ROOT)]
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(wheel_dir),
+            str(REPO_ROOT),
+        ]
     )
     assert built.returncode == 0, built.stderr[-3000:]
     (kit_wheel,) = wheel_dir.glob("spacy_textcat_kit-*.whl")
     venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
     python = root / "venv" / "bin" / "python"
     installed = _run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "spacy>=3.8,<3.9", "onnxruntime", "tokenizers", str(kit_wheel)]
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "spacy>=3.8,<3.9",
+            "onnxruntime",
+            "tokenizers",
+            str(kit_wheel),
+        ]
     )
     assert installed.returncode == 0, installed.stderr[-3000:]
     return python

@@ -106,7 +106,10 @@ def test_alignment_of_a_glued_token_and_trailing_space() -> None:
     )
     # piece 1 covers "abc" (tokens 0, 1); piece 2 is the space owned by token 1; 3 is "d".
     assert sorted(zip(tokens.tolist(), pieces.tolist(), strict=True)) == [
-        (0, 1), (1, 1), (1, 2), (2, 3)
+        (0, 1),
+        (1, 1),
+        (1, 2),
+        (2, 3),
     ]
 
 
