@@ -53,23 +53,24 @@ def train_bow_pipeline(
     exclusive: bool,
     epochs: int = 8,
     seed: int = 0,
+    kit_classifier: bool = False,
 ) -> spacy.Language:
-    """A bag-of-words textcat / textcat_multilabel fitted in-process (seconds)."""
+    """A bag-of-words textcat / textcat_multilabel fitted in-process (seconds); with
+    ``kit_classifier`` our ``textcat_kit_textcat[_multilabel]`` over uni+bigrams."""
     fix_random_seed(seed)
     nlp = spacy.blank("en")
     factory = "textcat" if exclusive else "textcat_multilabel"
-    nlp.add_pipe(
-        factory,
-        config={
-            "model": {
-                "@architectures": "spacy.TextCatBOW.v3",
-                "exclusive_classes": exclusive,
-                "ngram_size": 1,
-                "no_output_layer": False,
-                "length": 2**14,
-            }
-        },
-    )
+    model: dict[str, object] = {
+        "@architectures": "spacy.TextCatBOW.v3",
+        "exclusive_classes": exclusive,
+        "ngram_size": 1,
+        "no_output_layer": False,
+        "length": 2**14,
+    }
+    if kit_classifier:
+        factory = f"textcat_kit_{factory}"
+        model.update({"@architectures": "textcat_kit.TextCatBOW.v1", "ngram_size": 2})
+    nlp.add_pipe(factory, name="textcat", config={"model": model})
     examples = [
         Example.from_dict(nlp.make_doc(text), {"cats": {lab: float(lab in pos) for lab in labels}})
         for text, pos in records

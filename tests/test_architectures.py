@@ -69,6 +69,19 @@ def test_orth_counts_is_the_same_network_as_spacy_textcatbow_v3() -> None:
     assert spacys("REFUND").cats != pytest.approx(spacys("refund").cats, abs=1e-6)
 
 
+@pytest.mark.parametrize("feature_values", ["count", "l2"])
+def test_empty_and_one_token_docs_share_a_batch_with_bigrams(feature_values: str) -> None:
+    """spaCy's extract_ngrams raises IndexError on an empty doc in a batch when
+    ngram_size > 1; ours scores the other docs of the batch as it does on their own.
+    (What an empty doc scores is the classifier's business: spaCy's textcat gives zeros
+    alone and the bias in a batch, ``textcat_kit_textcat`` zeros in both.)"""
+    nlp = trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", feature_values=feature_values))
+    texts = ["", "card", "my card has not arrived", ""]
+    batched = [doc.cats for doc in nlp.pipe(texts, batch_size=len(texts))]
+    assert batched[1:3] == [nlp(text).cats for text in texts[1:3]]
+    assert batched[2]["card"] > batched[2]["refund"]
+
+
 def test_l2_feature_values_give_unit_length_per_doc() -> None:
     counts = np.array([1.0, 1.0, 2.0, 3.0, 5.0])
     lengths = np.array([2, 0, 3])

@@ -32,6 +32,9 @@ FEATURE_VALUES: tuple[str, ...] = ("count", "binary", "l2")
 BOW_ATTRS: tuple[str, ...] = ("ORTH", "LOWER", "NORM", "LEMMA", "SHAPE", "PREFIX", "SUFFIX")
 
 
+SparseBatch = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class ArchitectureErrors:
     """Messages of the architectures (codes E190-E191 are reserved for this module)."""
 
@@ -80,14 +83,44 @@ def build_bow_text_classifier(
         length=length,
         nO=nO,
     )
-    ngrams = next(node for node in model.walk() if node.name == "extract_ngrams")
-    ngrams.attrs["attr"] = IDS[attr]
+    spacy_ngrams = next(node for node in model.walk() if node.name == "extract_ngrams")
+    ngrams = extract_ngrams(spacy_ngrams.attrs["ngram_size"], IDS[attr])
     if feature_values != "count":
-        model.replace_node(ngrams, chain(ngrams, ngram_feature_values(feature_values)))
+        ngrams = chain(ngrams, ngram_feature_values(feature_values))
+    model.replace_node(spacy_ngrams, ngrams)
     return model
 
 
-SparseBatch = tuple[np.ndarray, np.ndarray, np.ndarray]
+def extract_ngrams(ngram_size: int, attr: int) -> Model[list[Doc], SparseBatch]:
+    """spaCy's ``extract_ngrams`` layer (hashed n-gram keys and counts per doc), except that
+    a doc shorter than ``n`` tokens has no n-grams: spaCy's raises an IndexError on an empty
+    doc in a batch when ``ngram_size`` > 1."""
+    return Model(
+        "extract_ngrams", _extract_ngrams_forward, attrs={"ngram_size": ngram_size, "attr": attr}
+    )
+
+
+def _extract_ngrams_forward(
+    model: Model[list[Doc], SparseBatch], docs: list[Doc], is_train: bool
+) -> tuple[SparseBatch, Callable]:
+    # Runs inside with_cpu, as spaCy's layer: the arrays are NumPy arrays.
+    batch_keys, batch_counts = [], []
+    for doc in docs:
+        unigrams = doc.to_array([model.attrs["attr"]])
+        ngrams = [unigrams]
+        for n in range(2, min(model.attrs["ngram_size"], len(unigrams)) + 1):
+            ngrams.append(model.ops.ngrams(n, unigrams))  # type: ignore[arg-type]
+        keys, counts = np.unique(np.concatenate(ngrams), return_counts=True)
+        batch_keys.append(keys)
+        batch_counts.append(counts)
+    lengths = np.array([len(keys) for keys in batch_keys], dtype=np.int32)
+    keys = np.concatenate(batch_keys)
+    values = np.concatenate(batch_counts).astype(np.float32)
+
+    def backprop(d_batch: Any) -> list[Doc]:
+        return []
+
+    return (keys, values, lengths), backprop
 
 
 def ngram_feature_values(kind: str) -> Model[SparseBatch, SparseBatch]:

@@ -34,6 +34,7 @@ from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 
 from ..errors import ConfigError
+from ..pipeline._handoff import hand_off_scores
 from ..pipeline._state import write_cats
 from .alignment import alignment_pairs
 from .encoder import OnnxEncoder
@@ -113,6 +114,9 @@ def make_onnx_textcat(
 
 class OnnxTextCategorizer(Pipe):
     """Scores ``doc.cats`` with an ONNX encoder, a fast tokenizer and a NumPy output layer."""
+
+    #: Calibrator / decision components after it may take its batch scores (_handoff).
+    hands_off_scores = True
 
     def __init__(
         self,
@@ -241,8 +245,11 @@ class OnnxTextCategorizer(Pipe):
         return scores
 
     def set_annotations(self, docs: Iterable[Doc], scores: FloatArray) -> None:
-        """Write a Python float for every label into ``doc.cats``, as spaCy's textcat does."""
-        write_cats(list(docs), self.labels, scores)
+        """Write a Python float for every label into ``doc.cats``, as spaCy's textcat does;
+        inside ``nlp.pipe`` a calibrator / decision right after it is applied first."""
+        docs = list(docs)
+        array = np.asarray(scores, dtype=np.float64)
+        write_cats(docs, self.labels, hand_off_scores(self, docs, array))
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import srsly
 from spacy.pipeline import Pipe
 from spacy.tokens import Doc
-from spacy.util import SimpleFrozenList, minibatch
+from spacy.util import SimpleFrozenList
 
 from ..errors import ConfigError, Errors
+from ._handoff import offer_pull, withdraw_pull
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 
 def cats_to_array(docs: Sequence[Doc], labels: Sequence[str]) -> np.ndarray:
@@ -47,13 +53,21 @@ class FittedComponent(Pipe):
     """Base of the calibrator and the decision component: fitted by ``textcat-kit tune``,
     never trained, applied one batch at a time, with their fitted state saved as JSON.
 
-    Subclasses set ``state_file`` and implement ``_process`` (annotate a batch in place),
-    ``_state`` and ``_set_state``.
+    Subclasses set ``state_file`` and implement ``_process_scores`` (annotate a batch from
+    its (n_docs, n_labels) scores in ``labels`` order and return the scores that ``doc.cats``
+    should hold), ``_state`` and ``_set_state``. Inside ``nlp.pipe``, right after one of our
+    classifiers, the classifier applies ``_process_scores`` to its own batch array
+    (:mod:`textcat_kit.pipeline._handoff`); otherwise the batch is read from ``doc.cats``.
     """
 
     state_file: str
+    _pipeline_ref: weakref.ReferenceType[Language] | None = None
 
-    def _process(self, docs: list[Doc]) -> None:
+    @property
+    def labels(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _state(self) -> dict[str, Any]:
@@ -62,15 +76,50 @@ class FittedComponent(Pipe):
     def _set_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def set_pipeline(self, nlp: Language) -> None:
+        """Remember (weakly) the pipeline this component was created in, so that inside its
+        ``nlp.pipe`` the classifier before it can hand it the batch scores."""
+        self._pipeline_ref = weakref.ref(nlp)
+
+    def _process(self, docs: Sequence[Doc]) -> None:
+        """Annotate docs whose scores are only in ``doc.cats``."""
+        if not docs:
+            return
+        labels = self.labels
+        scores = cats_to_array(docs, labels)
+        processed = self._process_scores(docs, scores)
+        if processed is not scores:
+            write_cats(docs, labels, processed)
+
     def __call__(self, doc: Doc) -> Doc:
         self._process([doc])
         return doc
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        for batch in minibatch(stream, size=batch_size):
-            docs = list(batch)
-            self._process(docs)
+        stream = iter(stream)
+        handed: dict[int, Doc] = {}
+        while True:
+            pipeline = self._enabled_pipeline()
+            pull = offer_pull(self, pipeline) if pipeline else None
+            try:
+                docs = list(itertools.islice(stream, batch_size))
+            finally:
+                if pull is not None:
+                    withdraw_pull(pull)
+            if not docs:
+                return
+            if pull is not None:
+                handed.update(pull.handed)
+            if handed:
+                docs_left = [doc for doc in docs if handed.pop(id(doc), None) is not doc]
+            else:
+                docs_left = docs
+            self._process(docs_left)
             yield from docs
+
+    def _enabled_pipeline(self) -> list[Any]:
+        nlp = self._pipeline_ref() if self._pipeline_ref is not None else None
+        return [proc for _, proc in nlp.pipeline] if nlp is not None else []
 
     def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
         return srsly.msgpack_dumps(self._state())

@@ -17,7 +17,7 @@ The maths lives in :mod:`textcat_kit.maths.calibration`; this module only moves
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from ..maths.calibration import (
     TemperatureScaling,
     calibrator_from_dict,
 )
-from ._state import FittedComponent, cats_to_array, write_cats
+from ._state import FittedComponent
 
 
 @Language.factory(
@@ -43,7 +43,9 @@ from ._state import FittedComponent, cats_to_array, write_cats
 )
 def make_calibrator(nlp: Language, name: str, method: str, min_positives: int) -> Calibration:
     """Create a calibrator; it is fitted by ``textcat-kit tune`` (or :meth:`Calibration.fit`)."""
-    return Calibration(nlp.vocab, name=name, method=method, min_positives=min_positives)
+    calibration = Calibration(nlp.vocab, name=name, method=method, min_positives=min_positives)
+    calibration.set_pipeline(nlp)
+    return calibration
 
 
 class Calibration(FittedComponent):
@@ -124,7 +126,7 @@ class Calibration(FittedComponent):
             return probs
         return self.calibrator.transform(probs)
 
-    def _process(self, docs: list[Doc]) -> None:
+    def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
         if self.calibrator is None:
             if not self._warned_unfitted:
                 warnings.warn(
@@ -133,11 +135,8 @@ class Calibration(FittedComponent):
                     stacklevel=3,
                 )
                 self._warned_unfitted = True
-            return
-        if not docs:
-            return
-        labels = self.labels
-        write_cats(docs, labels, self.calibrator.transform(cats_to_array(docs, labels)))
+            return scores
+        return self.calibrator.transform(scores)
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Any]], *, nlp: Language | None = None

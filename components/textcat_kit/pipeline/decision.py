@@ -32,7 +32,7 @@ from spacy.util import registry
 from ..errors import ConfigError, Errors
 from ..maths import metrics
 from ..maths.thresholds import OBJECTIVES, abstain_threshold, tune_thresholds
-from ._state import FittedComponent, cats_to_array
+from ._state import FittedComponent
 
 EXTENSION = "decided_labels"
 
@@ -77,7 +77,7 @@ def make_decision(
     and ``precision_at_recall`` (with ``target``); ``label_objectives`` overrides it for
     single labels, e.g. ``{"complaint": {"objective": "recall_at_precision", "target": 0.9}}``.
     """
-    return Decision(
+    decision = Decision(
         nlp.vocab,
         name,
         objective=objective,
@@ -91,6 +91,8 @@ def make_decision(
         n_folds=n_folds,
         scorer=scorer,
     )
+    decision.set_pipeline(nlp)
+    return decision
 
 
 class Decision(FittedComponent):
@@ -255,18 +257,17 @@ class Decision(FittedComponent):
             decided[rows[empty], top[empty]] = True
         return decided
 
-    def _process(self, docs: list[Doc]) -> None:
+    def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
         if not self.is_fitted:
             raise ConfigError(Errors.E011.format(name=self.name, what="thresholds"))
-        if not docs:
-            return
-        decided_rows, decided_cols = np.nonzero(self.decide(cats_to_array(docs, self.labels)))
+        decided_rows, decided_cols = np.nonzero(self.decide(scores))
         decided: list[list[str]] = [[] for _ in docs]
         labels = self._labels
         for i, j in zip(decided_rows.tolist(), decided_cols.tolist(), strict=True):
             decided[i].append(labels[j])
         for doc, doc_labels in zip(docs, decided, strict=True):
             doc._.set(EXTENSION, doc_labels)
+        return scores
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None

@@ -52,6 +52,7 @@ from thinc.types import Floats2d
 
 from ..errors import ConfigError
 from ..maths.losses import gradient_wrt_probabilities
+from ._handoff import hand_off_scores
 from ._state import write_cats
 from .losses import TextcatLoss
 
@@ -182,6 +183,9 @@ def make_weighted_multilabel_textcat(
 class _WeightedLossMixin(TextCategorizer):
     """The loss, its fitted state and its serialisation, shared by both classifiers."""
 
+    #: Calibrator / decision components after it may take its batch scores (_handoff).
+    hands_off_scores = True
+
     exclusive_classes: bool = True
     loss: TextcatLoss
     output_gradient: str
@@ -214,9 +218,13 @@ class _WeightedLossMixin(TextCategorizer):
         """Write ``doc.cats`` as spaCy does, one ``dict.update`` per doc.
 
         spaCy's loop rebuilds ``self.labels`` and converts one float per (doc, label),
-        which costs more per doc than calibrating and deciding together.
+        which costs more per doc than calibrating and deciding together. Inside
+        ``nlp.pipe`` a calibrator / decision component right after this one is applied to
+        the batch array first (:mod:`textcat_kit.pipeline._handoff`).
         """
-        write_cats(list(docs), self.labels, self.model.ops.to_numpy(scores))
+        docs = list(docs)
+        array = np.asarray(self.model.ops.to_numpy(scores), dtype=np.float64)
+        write_cats(docs, self.labels, hand_off_scores(self, docs, array))
 
     def get_loss(  # type: ignore[override]
         self, examples: Iterable[Example], scores: Floats2d
