@@ -38,6 +38,8 @@ EXTENSION = "decided_labels"
 
 if not Doc.has_extension(EXTENSION):
     Doc.set_extension(EXTENSION, default=None)
+#: The doc.user_data key of doc._.decided_labels (spaCy's Underscore key for a Doc).
+_USER_DATA_KEY = ("._.", EXTENSION, None, None)
 
 
 @Language.factory(
@@ -260,13 +262,25 @@ class Decision(FittedComponent):
     def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
         if not self.is_fitted:
             raise ConfigError(Errors.E011.format(name=self.name, what="thresholds"))
-        decided_rows, decided_cols = np.nonzero(self.decide(scores))
-        decided: list[list[str]] = [[] for _ in docs]
         labels = self._labels
-        for i, j in zip(decided_rows.tolist(), decided_cols.tolist(), strict=True):
-            decided[i].append(labels[j])
+        decided: list[list[str]]
+        if self.exclusive:
+            top = scores.argmax(axis=1)
+            keep = np.ones(len(docs), dtype=bool)
+            if self.abstain_threshold is not None:
+                keep = scores[np.arange(len(docs)), top] >= self.abstain_threshold
+            decided = [
+                [labels[j]] if k else [] for j, k in zip(top.tolist(), keep.tolist(), strict=True)
+            ]
+        else:
+            decided = [[] for _ in docs]
+            rows, cols = np.nonzero(self.decide(scores))
+            for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+                decided[i].append(labels[j])
         for doc, doc_labels in zip(docs, decided, strict=True):
-            doc._.set(EXTENSION, doc_labels)
+            # What doc._.set(EXTENSION, ...) writes, without building an Underscore per doc
+            # (2 µs, a third of this component's time on the bow pipeline).
+            doc.user_data[_USER_DATA_KEY] = doc_labels  # type: ignore[index]
         return scores
 
     def initialize(
