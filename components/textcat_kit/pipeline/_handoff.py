@@ -20,12 +20,13 @@ A consumer (calibrator or decision) is applied early only when all of these hold
   calibrator runs);
 * its labels are the classifier's labels, in the same order.
 
-The consumer then skips exactly the docs it was handed (by identity); any other doc is
-processed the usual way.
+The consumer then skips exactly the docs it was handed (by identity, holding them until
+then so an id is never reused); any other doc is processed the usual way.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,7 @@ class Pull:
     source: Any
     position: int
     intermediates: tuple[Any, ...]
-    handed: dict[int, Doc] = field(default_factory=dict)
+    handed: list[Doc] = field(default_factory=list)
 
 
 def offer_pull(consumer: FittedComponent, pipeline: Sequence[Any]) -> Pull | None:
@@ -84,9 +85,24 @@ def hand_off_scores(classifier: Any, docs: Sequence[Doc], scores: np.ndarray) ->
     for pull in sorted(pulls, key=lambda pull: pull.position):
         if all(id(proc) in applied for proc in pull.intermediates):
             scores = pull.consumer._process_scores(docs, scores)
-            pull.handed.update((id(doc), doc) for doc in docs)
+            pull.handed.extend(docs)
             applied.add(id(pull.consumer))
     return scores
+
+
+def take_handed(pending: list[Doc], docs: list[Doc]) -> list[Doc]:
+    """The docs of ``docs`` that were not handed over; removes the handed ones from
+    ``pending`` (handed docs not yet pulled, in the order the classifier scored them)."""
+    n_docs = len(docs)
+    if len(pending) >= n_docs and all(map(operator.is_, pending[:n_docs], docs)):
+        del pending[:n_docs]  # nlp.pipe keeps the order: the whole batch was handed over
+        return []
+    handed = {id(doc) for doc in pending}
+    left = [doc for doc in docs if id(doc) not in handed]
+    if len(left) < n_docs:
+        taken = {id(doc) for doc in docs}
+        pending[:] = [doc for doc in pending if id(doc) not in taken]
+    return left
 
 
 def _pulls(classifier: Any) -> list[Pull]:

@@ -16,7 +16,7 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenList
 
 from ..errors import ConfigError, Errors
-from ._handoff import offer_pull, withdraw_pull
+from ._handoff import offer_pull, take_handed, withdraw_pull
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -97,7 +97,7 @@ class FittedComponent(Pipe):
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         stream = iter(stream)
-        handed: dict[int, Doc] = {}
+        pending: list[Doc] = []  # handed over by the classifier, not yet pulled
         while True:
             pipeline = self._enabled_pipeline()
             pull = offer_pull(self, pipeline) if pipeline else None
@@ -109,12 +109,8 @@ class FittedComponent(Pipe):
             if not docs:
                 return
             if pull is not None:
-                handed.update(pull.handed)
-            if handed:
-                docs_left = [doc for doc in docs if handed.pop(id(doc), None) is not doc]
-            else:
-                docs_left = docs
-            self._process(docs_left)
+                pending.extend(pull.handed)
+            self._process(take_handed(pending, docs) if pending else docs)
             yield from docs
 
     def _enabled_pipeline(self) -> list[Any]:
