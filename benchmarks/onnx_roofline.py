@@ -55,6 +55,7 @@ def torch_gemm_rate(m: int, k: int, n: int, repeats: int) -> float:
 
 def ort_int8_gemm_rate(m: int, k: int, n: int, threads: int, repeats: int) -> float:
     import onnxruntime as ort
+
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -115,9 +116,7 @@ def main() -> None:
         row = {
             "threads": threads,
             "fp32 GEMM peak (torch), GFLOP/s": torch_gemm_rate(2048, hidden, 4 * hidden, 5),
-            "int8 GEMM peak (ORT), GOP/s": ort_int8_gemm_rate(
-                2048, hidden, 4 * hidden, threads, 5
-            ),
+            "int8 GEMM peak (ORT), GOP/s": ort_int8_gemm_rate(2048, hidden, 4 * hidden, threads, 5),
         }
         with torch.inference_mode():
             feeds_t = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}

@@ -13,6 +13,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from kit_testing import train_bow_pipeline, write_docbin
+from textcat_kit.pipeline._handoff import take_handed
 from textcat_kit.pipeline._state import FittedComponent
 from textcat_kit.tuning import CALIBRATOR, DECISION, tune_pipeline
 
@@ -156,3 +157,14 @@ def test_component_between_classifier_and_calibrator_stops_the_handoff(
     for name in OURS:
         nlp.get_pipe(name)._process(docs)  # type: ignore[attr-defined]
     assert_same(list(nlp.pipe(texts, batch_size=32)), docs)
+
+
+def test_take_handed_skips_exactly_the_handed_docs_in_any_order() -> None:
+    nlp = spacy.blank("en")
+    a, b, c, x = (nlp.make_doc(text) for text in ("a", "b", "c", "x"))
+    pending = [a, b, c]
+    assert take_handed(pending, [a, b]) == [] and pending == [c]  # the nlp.pipe case
+    pending = [a, b, c]
+    assert take_handed(pending, [x, b]) == [x]
+    assert pending == [a, c]
+    assert take_handed(pending, [c, a]) == [] and pending == []

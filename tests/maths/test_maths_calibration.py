@@ -70,7 +70,17 @@ def test_temperature_scaling_lowers_nll_and_keeps_the_argmax():
 
 def test_apply_temperature_one_is_the_identity():
     probs = softmax(np.random.default_rng(3).normal(size=(10, 3)), axis=1)
-    np.testing.assert_allclose(apply_temperature(probs, 1.0), probs)
+    # log/exp run in float32 (7 digits, as the classifier's scores); rows sum to 1 exactly.
+    np.testing.assert_allclose(apply_temperature(probs, 1.0), probs, rtol=1e-6)
+    np.testing.assert_allclose(apply_temperature(probs, 3.0).sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_apply_temperature_keeps_the_argmax_of_near_ties():
+    """float32 rounding must not move the top label between two nearly equal scores."""
+    probs = np.array([[0.4, 0.4 + 1e-12, 0.2 - 1e-12], [0.3, 0.3, 0.4], [0.5 - 1e-13, 0.5, 0.0]])
+    for temperature in (0.5, 1.0, 2.0):
+        calibrated = apply_temperature(probs, temperature)
+        np.testing.assert_array_equal(calibrated.argmax(axis=1), probs.argmax(axis=1))
 
 
 def test_fit_temperature_rejects_bad_gold_index():
