@@ -4,7 +4,9 @@ other, and never applied where the components would not run."""
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -168,3 +170,32 @@ def test_take_handed_skips_exactly_the_handed_docs_in_any_order() -> None:
     assert take_handed(pending, [x, b]) == [x]
     assert pending == [a, c]
     assert take_handed(pending, [c, a]) == [] and pending == []
+
+
+def test_pipe_in_another_thread_waiting_mid_batch_does_not_leak_into_this_one(
+    tuned: dict[str, Any],
+) -> None:
+    """Thread B's components are registered while B's input stream blocks mid-batch; a
+    pipe run in this thread meanwhile must get its own results, and B must get B's."""
+    nlp, texts = tuned["nlp"], tuned["texts"]
+    reference = one_after_the_other(nlp, texts)
+    blocked, release = threading.Event(), threading.Event()
+
+    def stream_b() -> Iterator[str]:
+        yield from texts[:5]
+        blocked.set()
+        release.wait(timeout=60)
+        yield from texts[5:]
+
+    results_b: list[Doc] = []
+    thread_b = threading.Thread(target=lambda: results_b.extend(nlp.pipe(stream_b())))
+    thread_b.start()
+    try:
+        assert blocked.wait(timeout=60)
+        assert_same(list(nlp.pipe(texts)), reference)
+        with nlp.select_pipes(disable=OURS):
+            assert [doc.cats for doc in nlp.pipe(texts)] == raw_cats(nlp, texts)
+    finally:
+        release.set()
+        thread_b.join(timeout=60)
+    assert_same(results_b, reference)

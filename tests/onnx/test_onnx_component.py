@@ -98,9 +98,36 @@ def test_unloaded_component_says_how_to_create_it() -> None:
         nlp.initialize()
 
 
-def test_invalid_windows_are_rejected() -> None:
+@pytest.mark.parametrize(
+    "setting",
+    [{"window": 0}, {"stride": 0}, {"max_batch_items": 0}, {"max_padding": -0.1}],
+)
+def test_invalid_windows_and_batching_are_rejected(setting: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match=r"\[E174\]"):
-        spacy.blank("en").add_pipe(FACTORY_NAME, config={"window": 0})
+        spacy.blank("en").add_pipe(FACTORY_NAME, config=setting)
+
+
+def test_padding_bound_changes_the_calls_not_the_scores(exclusive_pipeline: Path, export) -> None:
+    """max_padding 0 runs every window length on its own; a huge bound pads all into one
+    call. Same scores either way; the bound only decides how many encoder calls run."""
+    nlp = spacy.load(export(exclusive_pipeline))
+    encoder = nlp.get_pipe("textcat").encoder  # type: ignore[attr-defined]
+    calls: list[int] = []
+    run_batch = encoder.run_batch
+
+    def counted(windows, settings):  # type: ignore[no-untyped-def]
+        calls.append(len(windows))
+        return run_batch(windows, settings)
+
+    encoder.run_batch = counted
+    results = {}
+    for max_padding in (0.0, 1e9):
+        encoder.max_padding = max_padding
+        calls.clear()
+        results[max_padding] = cats(nlp, PARITY_TEXTS)
+        results[f"calls {max_padding}"] = len(calls)
+    np.testing.assert_allclose(results[0.0], results[1e9], atol=1e-5)
+    assert results["calls 0.0"] > results["calls 1000000000.0"]
 
 
 def test_missing_model_file_is_reported(exclusive_pipeline: Path, export, tmp_path: Path) -> None:

@@ -62,8 +62,9 @@ class OnnxErrors:
         "one first; the export never overwrites."
     )
     E174 = (
-        "[E174] Component '{name}': window ({window}) and stride ({stride}) must be positive, "
-        "as in spacy-transformers.strided_spans.v1."
+        "[E174] Component '{name}': window ({window}), stride ({stride}) and max_batch_items "
+        "({max_batch_items}) must be positive (window and stride as in "
+        "spacy-transformers.strided_spans.v1), and max_padding ({max_padding}) >= 0."
     )
     E175 = (
         "[E175] The transformer '{name}' in {model_dir} pads on the '{side}'; the ONNX "

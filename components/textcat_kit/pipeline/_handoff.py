@@ -27,6 +27,7 @@ then so an id is never reused); any other doc is processed the usual way.
 from __future__ import annotations
 
 import operator
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ class Pull:
     """One consumer waiting for its next batch, and what it was handed meanwhile."""
 
     consumer: FittedComponent
-    source: Any
+    registry: list[Pull]
     position: int
     intermediates: tuple[Any, ...]
     handed: list[Doc] = field(default_factory=list)
@@ -62,8 +63,9 @@ def offer_pull(consumer: FittedComponent, pipeline: Sequence[Any]) -> Pull | Non
         if getattr(proc, "hands_off_scores", False):
             if tuple(proc.labels) != consumer.labels or not consumer.labels:
                 return None
-            pull = Pull(consumer, proc, position, tuple(intermediates))
-            _pulls(proc).append(pull)
+            registry = _pulls(proc)
+            pull = Pull(consumer, registry, position, tuple(intermediates))
+            registry.append(pull)
             return pull
         if not hasattr(proc, "_process_scores"):
             return None  # another component may change doc.cats in between
@@ -72,13 +74,14 @@ def offer_pull(consumer: FittedComponent, pipeline: Sequence[Any]) -> Pull | Non
 
 
 def withdraw_pull(pull: Pull) -> None:
-    _pulls(pull.source).remove(pull)
+    pull.registry.remove(pull)
 
 
 def hand_off_scores(classifier: Any, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
     """Apply the consumers pulling from ``classifier`` to its batch ``scores``, in pipeline
     order; returns the scores to write into ``doc.cats``."""
-    pulls: list[Pull] | None = getattr(classifier, _PULLS_ATTR, None)
+    by_thread: dict[int, list[Pull]] | None = getattr(classifier, _PULLS_ATTR, None)
+    pulls = by_thread.get(threading.get_ident()) if by_thread else None
     if not pulls or not docs:
         return scores
     applied: set[int] = set()
@@ -106,8 +109,10 @@ def take_handed(pending: list[Doc], docs: list[Doc]) -> list[Doc]:
 
 
 def _pulls(classifier: Any) -> list[Pull]:
-    pulls: list[Pull] | None = getattr(classifier, _PULLS_ATTR, None)
-    if pulls is None:
-        pulls = []
-        setattr(classifier, _PULLS_ATTR, pulls)
-    return pulls
+    """The pulls registered with ``classifier`` by this thread: a generator chain runs in the
+    thread that iterates it, so another thread's ``nlp.pipe`` never sees them."""
+    by_thread: dict[int, list[Pull]] | None = getattr(classifier, _PULLS_ATTR, None)
+    if by_thread is None:
+        by_thread = {}
+        setattr(classifier, _PULLS_ATTR, by_thread)
+    return by_thread.setdefault(threading.get_ident(), [])
