@@ -9,7 +9,7 @@ import pytest
 import spacy
 from spacy.training import Example
 
-from textcat_kit.architectures import scale_feature_values
+from textcat_kit.architectures import idf_table, idf_weights, scale_feature_values
 from textcat_kit.errors import ConfigError
 
 TRAIN = [
@@ -32,9 +32,11 @@ def bow_model(arch: str, **settings: object) -> dict[str, object]:
     return model
 
 
-def trained_nlp(model: dict[str, object], steps: int = 20) -> spacy.language.Language:
+def trained_nlp(
+    model: dict[str, object], steps: int = 20, factory: str = "textcat"
+) -> spacy.language.Language:
     nlp = spacy.blank("en")
-    nlp.add_pipe("textcat", config={"model": model})
+    nlp.add_pipe(factory, name="textcat", config={"model": model})
     examples = [
         Example.from_dict(
             nlp.make_doc(text), {"cats": {c: float(y == c) for c in ("refund", "card")}}
@@ -108,7 +110,7 @@ def test_pipeline_with_the_architecture_round_trips(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "settings", [{"attr": "POS_TAGS"}, {"feature_values": "tfidf"}, {"length": 0}]
+    "settings", [{"attr": "POS_TAGS"}, {"feature_values": "idf"}, {"length": 0}]
 )
 def test_bad_settings_are_refused_with_the_setting_named(settings: dict[str, object]) -> None:
     nlp = spacy.blank("en")
@@ -116,3 +118,51 @@ def test_bad_settings_are_refused_with_the_setting_named(settings: dict[str, obj
         nlp.add_pipe(
             "textcat", config={"model": bow_model("textcat_kit.TextCatBOW.v1", **settings)}
         )
+
+
+def test_tfidf_values_are_scikit_learns_sublinear_tfidf() -> None:
+    """idf_table + scale_feature_values against TfidfVectorizer(sublinear_tf=True) on the
+    same 'documents' of n-gram keys."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = [[1, 2, 2, 3], [2, 3], [3, 3, 3, 4], [1]]
+    keys, idf, unseen, n_docs = idf_table(np.array(doc) for doc in docs)
+    assert n_docs == 4 and unseen == pytest.approx(np.log(5) + 1)
+    expected = TfidfVectorizer(analyzer=lambda doc: doc, sublinear_tf=True).fit(docs)
+    vocabulary = expected.vocabulary_
+    np.testing.assert_allclose(idf, [expected.idf_[vocabulary[k]] for k in keys], rtol=1e-6)
+    matrix = expected.transform(docs).toarray()
+    for row, doc in enumerate(docs):
+        doc_keys, counts = np.unique(doc, return_counts=True)
+        weights = idf_weights(doc_keys.astype(np.uint64), keys, idf, unseen)
+        values = scale_feature_values(counts, np.array([len(doc_keys)]), "tfidf", weights)
+        np.testing.assert_allclose(
+            values, [matrix[row, vocabulary[k]] for k in doc_keys], rtol=1e-5
+        )
+    assert idf_weights(np.array([99], dtype=np.uint64), keys, idf, unseen)[0] == pytest.approx(
+        unseen
+    )
+
+
+def test_tfidf_idf_is_fitted_on_all_training_docs_and_saved(tmp_path: Path) -> None:
+    model = bow_model("textcat_kit.TextCatBOW.v1", feature_values="tfidf")
+    nlp = trained_nlp(model, factory="textcat_kit_textcat")
+    layer = next(
+        n for n in nlp.get_pipe("textcat").model.walk() if n.name == "ngram_feature_values"
+    )
+    assert layer.attrs["idf_n_docs"] == len(TRAIN)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    loaded_layer = next(
+        n for n in loaded.get_pipe("textcat").model.walk() if n.name == "ngram_feature_values"
+    )
+    np.testing.assert_array_equal(loaded_layer.attrs["idf"], layer.attrs["idf"])
+    np.testing.assert_array_equal(loaded_layer.attrs["idf_keys"], layer.attrs["idf_keys"])
+    for text in ["Refund my money please", "card not here", "unseen words only", ""]:
+        assert loaded(text).cats == pytest.approx(nlp(text).cats, abs=0)
+    assert nlp("where is my refund").cats["refund"] > 0.5
+
+
+def test_tfidf_without_our_classifier_warns_that_idf_is_missing() -> None:
+    with pytest.warns(UserWarning, match=r"\[W192\]"):
+        trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", feature_values="tfidf"), steps=1)

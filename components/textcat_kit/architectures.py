@@ -5,15 +5,21 @@ linear layer, softmax or logistic output, resizable) with one setting added: the
 attribute the n-grams are built from. spaCy's v3 hard-codes ``ORTH``, so "Refund",
 "refund" and "REFUND" are three unrelated features; on Banking77 and GoEmotions the
 ``LOWER`` features train to a higher macro-F1 (figures in ``benchmarks/RESULTS.md``). And
-the value of each n-gram feature: spaCy's raw counts, or counts scaled to unit L2 norm
-per doc (as TF-IDF pipelines do), so that a long text does not produce larger logits
-than a short one just by being long. With ``attr = "ORTH"`` and
-``feature_values = "count"`` it builds the same network as ``spacy.TextCatBOW.v3``.
+the value of each n-gram feature: spaCy's raw counts, counts scaled to unit L2 norm per
+doc, so that a long text does not produce larger logits than a short one just by being
+long, or TF-IDF values as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` computes
+them (``1 + ln(count)`` times the n-gram's smoothed inverse document frequency, L2-normed
+per doc): rare, specific n-grams weigh more than words every text has. The IDF table is
+data-dependent state: ``textcat_kit_textcat[_multilabel]`` fit it on all training docs in
+``initialize`` (:func:`fit_idf`) and it is saved with the model weights. With ``attr =
+"ORTH"`` and ``feature_values = "count"`` it builds the same network as
+``spacy.TextCatBOW.v3``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -26,7 +32,7 @@ from thinc.types import Floats2d
 from .errors import ConfigError
 
 #: How an n-gram's count in a doc becomes its feature value.
-FEATURE_VALUES: tuple[str, ...] = ("count", "binary", "l2")
+FEATURE_VALUES: tuple[str, ...] = ("count", "binary", "l2", "tfidf")
 
 #: Token attributes that make sense as bag-of-words features.
 BOW_ATTRS: tuple[str, ...] = ("ORTH", "LOWER", "NORM", "LEMMA", "SHAPE", "PREFIX", "SUFFIX")
@@ -46,6 +52,12 @@ class ArchitectureErrors:
     E191 = (
         "[E191] textcat_kit.TextCatBOW.v1: length must be >= 1 (got {value}), and "
         "feature_values one of {options} (got {feature_values!r})."
+    )
+    W192 = (
+        "[W192] textcat_kit.TextCatBOW.v1 with feature_values = 'tfidf' has no IDF table, so "
+        "it scores L2-normed log counts. The IDF is fitted on all training docs by the "
+        "textcat_kit_textcat / textcat_kit_textcat_multilabel factories' initialize; use one "
+        "of them (spaCy's textcat only shows the model 10 docs)."
     )
 
 
@@ -124,16 +136,41 @@ def _extract_ngrams_forward(
 
 
 def ngram_feature_values(kind: str) -> Model[SparseBatch, SparseBatch]:
-    """Rescale the values of ``extract_ngrams``'s (keys, counts, lengths) batch."""
-    return Model("ngram_feature_values", _feature_values_forward, attrs={"kind": kind})
+    """Rescale the values of ``extract_ngrams``'s (keys, counts, lengths) batch.
+
+    For ``tfidf`` the layer holds the IDF table in its attrs (``idf_keys`` sorted, ``idf``,
+    ``idf_unseen`` for n-grams no training doc had), so it is saved with the model.
+    """
+    return Model(
+        "ngram_feature_values",
+        _feature_values_forward,
+        attrs={
+            "kind": kind,
+            "idf_keys": np.zeros(0, dtype=np.uint64),
+            "idf": np.zeros(0, dtype=np.float32),
+            "idf_unseen": 1.0,
+            "idf_n_docs": 0,
+        },
+    )
 
 
 def _feature_values_forward(
     model: Model[SparseBatch, SparseBatch], batch: SparseBatch, is_train: bool
 ) -> tuple[SparseBatch, Callable]:
     keys, counts, lengths = batch
+    weights = None
+    if model.attrs["kind"] == "tfidf":
+        if not model.attrs["idf_n_docs"] and not model.attrs.get("warned"):
+            warnings.warn(ArchitectureErrors.W192, stacklevel=2)
+            model.attrs["warned"] = True
+        weights = idf_weights(
+            model.ops.to_numpy(keys),
+            model.attrs["idf_keys"],
+            model.attrs["idf"],
+            model.attrs["idf_unseen"],
+        )
     values = scale_feature_values(
-        model.ops.to_numpy(counts), model.ops.to_numpy(lengths), model.attrs["kind"]
+        model.ops.to_numpy(counts), model.ops.to_numpy(lengths), model.attrs["kind"], weights
     )
 
     def backprop(d_batch: Any) -> Any:
@@ -143,13 +180,77 @@ def _feature_values_forward(
     return (keys, values, lengths), backprop
 
 
-def scale_feature_values(counts: np.ndarray, lengths: np.ndarray, kind: str) -> np.ndarray:
-    """Per-doc feature values from n-gram counts; docs are consecutive runs of ``lengths``."""
+def scale_feature_values(
+    counts: np.ndarray, lengths: np.ndarray, kind: str, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-doc feature values from n-gram counts; docs are consecutive runs of ``lengths``.
+
+    ``weights`` (one per feature, the IDF) multiply ``1 + ln(count)`` for ``tfidf``.
+    """
     counts = np.asarray(counts, dtype=np.float32)
     if kind == "count":
         return counts
     if kind == "binary":
         return np.ones_like(counts)
+    if kind == "tfidf":
+        counts = (1.0 + np.log(np.maximum(counts, 1.0))).astype(np.float32)
+        if weights is not None:
+            counts = counts * weights.astype(np.float32)
     doc_of_feature = np.repeat(np.arange(len(lengths)), lengths)
     norms = np.sqrt(np.bincount(doc_of_feature, weights=counts * counts, minlength=len(lengths)))
     return (counts / norms[doc_of_feature]).astype(np.float32)
+
+
+def idf_table(doc_keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Smoothed IDF (scikit-learn's ``ln((1 + n) / (1 + df)) + 1``) from each doc's unique
+    n-gram keys: (sorted keys, their IDF, the IDF of an unseen key, number of docs)."""
+    n_docs = 0
+    per_doc = []
+    for keys in doc_keys:
+        per_doc.append(np.unique(np.asarray(keys, dtype=np.uint64)))
+        n_docs += 1
+    all_keys = np.concatenate(per_doc) if per_doc else np.zeros(0, dtype=np.uint64)
+    keys, doc_freq = np.unique(all_keys, return_counts=True)
+    idf = (np.log((1.0 + n_docs) / (1.0 + doc_freq)) + 1.0).astype(np.float32)
+    return keys, idf, float(np.log(1.0 + n_docs) + 1.0), n_docs
+
+
+def idf_weights(
+    keys: np.ndarray, idf_keys: np.ndarray, idf: np.ndarray, unseen: float
+) -> np.ndarray:
+    """The IDF of each of ``keys`` (``unseen`` for keys not in the sorted ``idf_keys``)."""
+    if len(idf_keys) == 0:
+        return np.ones(len(keys), dtype=np.float32)
+    position = np.minimum(np.searchsorted(idf_keys, keys), len(idf_keys) - 1)
+    return np.where(idf_keys[position] == keys, idf[position], np.float32(unseen))
+
+
+def fit_idf(model: Model, docs: Iterable[Doc], batch_size: int = 1000) -> int:
+    """Fit the IDF table of every ``tfidf`` feature layer in ``model`` on ``docs``.
+
+    Returns the number of docs (0 when the model has no such layer). Called by our
+    classifiers' ``initialize`` with all training docs, before spaCy's initialisation.
+    """
+    layers = [
+        node
+        for node in model.walk()
+        if node.name == "ngram_feature_values" and node.attrs["kind"] == "tfidf"
+    ]
+    if not layers:
+        return 0
+    ngrams = next(node for node in model.walk() if node.name == "extract_ngrams")
+    doc_list = list(docs)
+
+    def doc_keys() -> Iterator[np.ndarray]:
+        for start in range(0, len(doc_list), batch_size):
+            (keys, _, lengths), _ = _extract_ngrams_forward(
+                ngrams, doc_list[start : start + batch_size], is_train=False
+            )
+            yield from np.split(np.asarray(keys), np.cumsum(lengths)[:-1])
+
+    idf_keys, idf, unseen, n_docs = idf_table(doc_keys())
+    for layer in layers:
+        layer.attrs.update(
+            {"idf_keys": idf_keys, "idf": idf, "idf_unseen": unseen, "idf_n_docs": n_docs}
+        )
+    return n_docs

@@ -50,6 +50,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
 
+from ..architectures import fit_idf
 from ..errors import ConfigError
 from ..maths.losses import gradient_wrt_probabilities
 from ._handoff import hand_off_scores
@@ -343,7 +344,9 @@ class WeightedTextCategorizer(_WeightedLossMixin, TextCategorizer):
         labels: Iterable[str] | None = None,
         positive_label: str | None = None,
     ) -> None:
-        """spaCy's initialize (labels, model), then fit the loss's weights on the data."""
+        """Fit the n-gram IDF (tfidf features) on all training docs, spaCy's initialize
+        (labels, model), then fit the loss's weights on the data."""
+        fit_idf(self.model, (eg.reference for eg in get_examples()))
         super().initialize(get_examples, nlp=nlp, labels=labels, positive_label=positive_label)
         self._fit_loss(get_examples)
 
@@ -374,7 +377,9 @@ class WeightedMultiLabelTextCategorizer(_WeightedLossMixin, MultiLabel_TextCateg
         nlp: Language | None = None,
         labels: Iterable[str] | None = None,
     ) -> None:
-        """spaCy's initialize (labels, model), then fit the loss's weights on the data."""
+        """Fit the n-gram IDF (tfidf features) on all training docs, spaCy's initialize
+        (labels, model), then fit the loss's weights on the data."""
+        fit_idf(self.model, (eg.reference for eg in get_examples()))
         super().initialize(get_examples, nlp=nlp, labels=labels)
         self._fit_loss(get_examples)
 
