@@ -268,7 +268,7 @@ def speed_section(result: dict[str, Any]) -> str:
     ]
     for name, what in (
         ("full_2proc", "`nlp.pipe(n_process=2)`"),
-        ("full_pool2", "2 forked processes sending back cats arrays"),
+        ("full_pool2", "`textcat_kit.parallel.pipe_scores(n_process=2)`"),
     ):
         ratio = result.get(f"{name}_ratio")
         if ratio:

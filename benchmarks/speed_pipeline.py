@@ -10,8 +10,8 @@ interleaved rounds so that a burst of load on the shared machine hits all of the
 * ``tfidf_lr`` / ``fasttext`` (when ``--baselines-dir`` holds models from
   ``compare.py``): scikit-learn's TF-IDF transform + ``predict_proba``, fastText;
 * ``full_2proc``: ``nlp.pipe(n_process=2)``, docs come back to the parent;
-* ``full_pool2``: two forked processes running ``nlp.pipe`` over batches and sending
-  back only the ``doc.cats`` arrays, as the baselines' two-process figures do.
+* ``full_pool2``: :func:`textcat_kit.parallel.pipe_scores` with ``n_process=2``: forked
+  processes run ``nlp.pipe`` over batches and send back score arrays and decided labels.
 
 The machine is shared, so every single-process stage is timed twice: wall clock and the
 CPU time of this process (``time.process_time``), which waiting for a core does not
@@ -33,7 +33,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import json  # noqa: E402
-import operator  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -41,7 +40,6 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import numpy as np  # noqa: E402
 import typer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,7 +51,6 @@ from compare_systems import (  # noqa: E402
     TfidfLogReg,
     block_torch,
     read_split,
-    run_batches,
     speed_texts,
 )
 
@@ -67,7 +64,7 @@ STAGE_LABELS = {
     "tfidf_lr": "scikit-learn TF-IDF transform + `predict_proba`",
     "fasttext": "fastText `predict` (all labels)",
     "full_2proc": "`nlp.pipe(n_process=2)`, full pipeline, docs back",
-    "full_pool2": "2 forked processes × `nlp.pipe`, `doc.cats` arrays back",
+    "full_pool2": "`textcat_kit.parallel.pipe_scores(n_process=2)`, scores + decided labels back",
 }
 #: Stages whose work happens in other processes: only their wall clock means anything.
 MULTIPROCESS_STAGES = ("full_2proc", "full_pool2")
@@ -88,7 +85,7 @@ def overhead_percent(full_docs_per_s: float, without_docs_per_s: float) -> float
 
 def pipeline_stages(nlp: Any, texts: list[str], n_process: int) -> dict[str, Stage]:
     """The spaCy stages over ``texts``; ``components`` reruns our two on pre-scored docs."""
-    from textcat_kit.evaluation import find_textcat
+    from textcat_kit.parallel import pipe_scores
 
     extra = [name for name in OUR_COMPONENTS if name in nlp.pipe_names]
     with nlp.select_pipes(disable=extra):
@@ -114,14 +111,9 @@ def pipeline_stages(nlp: Any, texts: list[str], n_process: int) -> dict[str, Sta
     def full_multi() -> int:
         return sum(1 for _ in nlp.pipe(texts, n_process=n_process))
 
-    labels = list(find_textcat(nlp)[1].labels)
-    getter = operator.itemgetter(*labels)
-
-    def cats_arrays(batch: list[str]) -> np.ndarray:
-        return np.array([getter(doc.cats) for doc in nlp.pipe(batch)])
-
     def full_pool() -> int:
-        return run_batches(cats_arrays, texts, n_process)
+        batches = pipe_scores(nlp, texts, n_process=n_process, batch_size=nlp.batch_size)
+        return sum(len(batch.scores) for batch in batches)
 
     stages = {"tokenizer": tokenizer, "textcat": textcat, "full": full}
     if extra:

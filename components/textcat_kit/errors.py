@@ -71,6 +71,7 @@ class Errors:
         "[E014] Doc has no score for label '{label}' in doc.cats (has: {present}). Put the "
         "component after the text classifier that predicts these labels."
     )
+    E015 = "[E015] pipe_scores: n_process ({n_process}) and batch_size ({batch_size}) must be >= 1."
 
 
 class Warnings:
@@ -79,3 +80,7 @@ class Warnings:
         "{min_pos}); its threshold falls back towards the global threshold {global_t:.3f}."
     )
     W002 = "[W002] {n} row(s) skipped in lenient mode; reasons: {reasons}."
+    W003 = (
+        "[W003] pipe_scores: this platform cannot fork worker processes, so it runs in one "
+        "process. On Linux it forks."
+    )
