@@ -4,6 +4,7 @@ other, and never applied where the components would not run."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 import warnings
 from collections.abc import Iterator
@@ -199,3 +200,10 @@ def test_pipe_in_another_thread_waiting_mid_batch_does_not_leak_into_this_one(
         release.set()
         thread_b.join(timeout=60)
     assert_same(results_b, reference)
+
+
+def test_pipeline_pickles_and_the_copy_gives_the_same_results(tuned: dict[str, Any]) -> None:
+    """spaCy pickles the pipeline for nlp.pipe(n_process=...) where processes are spawned."""
+    nlp, texts = tuned["nlp"], tuned["texts"]
+    copy = pickle.loads(pickle.dumps(nlp))
+    assert_same(list(copy.pipe(texts)), one_after_the_other(nlp, texts))

@@ -48,6 +48,13 @@ def write_cats(docs: Sequence[Doc], labels: Sequence[str], values: np.ndarray) -
 
 _Component = TypeVar("_Component", bound="FittedComponent")
 
+#: The pipeline each fitted component was created in, kept outside the component so that
+#: pickling it (spaCy pickles pipelines for n_process under the spawn start method) does
+#: not meet a weak reference; an unpickled copy reads doc.cats itself, without the hand-off.
+_PIPELINES: weakref.WeakKeyDictionary[FittedComponent, weakref.ReferenceType[Language]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class FittedComponent(Pipe):
     """Base of the calibrator and the decision component: fitted by ``textcat-kit tune``,
@@ -61,7 +68,6 @@ class FittedComponent(Pipe):
     """
 
     state_file: str
-    _pipeline_ref: weakref.ReferenceType[Language] | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -79,7 +85,7 @@ class FittedComponent(Pipe):
     def set_pipeline(self, nlp: Language) -> None:
         """Remember (weakly) the pipeline this component was created in, so that inside its
         ``nlp.pipe`` the classifier before it can hand it the batch scores."""
-        self._pipeline_ref = weakref.ref(nlp)
+        _PIPELINES[self] = weakref.ref(nlp)
 
     def _process(self, docs: Sequence[Doc]) -> None:
         """Annotate docs whose scores are only in ``doc.cats``."""
@@ -114,7 +120,8 @@ class FittedComponent(Pipe):
             yield from docs
 
     def _enabled_pipeline(self) -> list[Any]:
-        nlp = self._pipeline_ref() if self._pipeline_ref is not None else None
+        ref = _PIPELINES.get(self)
+        nlp = ref() if ref is not None else None
         return [proc for _, proc in nlp.pipeline] if nlp is not None else []
 
     def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
