@@ -160,9 +160,9 @@ def _feature_values_forward(
     keys, counts, lengths = batch
     weights = None
     if model.attrs["kind"] == "tfidf":
-        if not model.attrs["idf_n_docs"] and not model.attrs.get("warned"):
+        if not model.attrs["idf_n_docs"]:
+            # Python shows a UserWarning once per call site: no flag to keep (or to save).
             warnings.warn(ArchitectureErrors.W192, stacklevel=2)
-            model.attrs["warned"] = True
         weights = idf_weights(
             model.ops.to_numpy(keys),
             model.attrs["idf_keys"],
@@ -193,9 +193,9 @@ def scale_feature_values(
     if kind == "binary":
         return np.ones_like(counts)
     if kind == "tfidf":
-        counts = (1.0 + np.log(np.maximum(counts, 1.0))).astype(np.float32)
+        counts = 1.0 + np.log(np.maximum(counts, np.float32(1.0)))
         if weights is not None:
-            counts = counts * weights.astype(np.float32)
+            counts *= weights
     doc_of_feature = np.repeat(np.arange(len(lengths)), lengths)
     norms = np.sqrt(np.bincount(doc_of_feature, weights=counts * counts, minlength=len(lengths)))
     return (counts / norms[doc_of_feature]).astype(np.float32)

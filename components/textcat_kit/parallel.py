@@ -22,6 +22,7 @@ from spacy.language import Language
 
 from .errors import ConfigError, Errors, Warnings
 from .evaluation import find_textcat
+from .pipeline._state import cats_to_array
 from .pipeline.decision import EXTENSION
 
 #: The pipeline the forked workers run (set in the parent just before the pool forks).
@@ -78,12 +79,9 @@ def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def _score(nlp: Language, labels: tuple[str, ...], texts: Sequence[str]) -> ScoredBatch:
-    scores = np.zeros((len(texts), len(labels)), dtype=np.float32)
-    decided: list[list[str] | None] = []
-    for row, doc in enumerate(nlp.pipe(texts, batch_size=len(texts))):
-        scores[row] = [doc.cats[label] for label in labels]
-        decided.append(doc._.get(EXTENSION))
-    return ScoredBatch(labels, scores, decided)
+    docs = list(nlp.pipe(texts, batch_size=len(texts)))
+    scores = cats_to_array(docs, labels).astype(np.float32)
+    return ScoredBatch(labels, scores, [doc._.get(EXTENSION) for doc in docs])
 
 
 def _score_in_worker(texts: list[str]) -> ScoredBatch:

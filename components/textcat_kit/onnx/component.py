@@ -34,8 +34,7 @@ from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 
 from ..errors import ConfigError
-from ..pipeline._handoff import hand_off_scores
-from ..pipeline._state import write_cats
+from ..pipeline._state import write_classifier_scores
 from .alignment import alignment_pairs
 from .encoder import OnnxEncoder
 from .errors import OnnxErrors
@@ -266,9 +265,7 @@ class OnnxTextCategorizer(Pipe):
     def set_annotations(self, docs: Iterable[Doc], scores: FloatArray) -> None:
         """Write a Python float for every label into ``doc.cats``, as spaCy's textcat does;
         inside ``nlp.pipe`` a calibrator / decision right after it is applied first."""
-        docs = list(docs)
-        array = np.asarray(scores, dtype=np.float64)
-        write_cats(docs, self.labels, hand_off_scores(self, docs, array))
+        write_classifier_scores(self, docs, scores)
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None

@@ -16,7 +16,7 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenList
 
 from ..errors import ConfigError, Errors
-from ._handoff import offer_pull, take_handed, withdraw_pull
+from ._handoff import hand_off_scores, offer_pull, take_handed, withdraw_pull
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -46,6 +46,16 @@ def write_cats(docs: Sequence[Doc], labels: Sequence[str], values: np.ndarray) -
         doc.cats.update(zip(labels, row, strict=True))
 
 
+def write_classifier_scores(classifier: Any, docs: Iterable[Doc], scores: Any) -> None:
+    """A classifier's ``set_annotations``: write its batch ``scores`` into ``doc.cats``,
+    after applying the calibrator / decision components waiting for this batch
+    (:mod:`textcat_kit.pipeline._handoff`). One ``dict.update`` per doc: spaCy's loop
+    rebuilds ``labels`` and converts one float per (doc, label)."""
+    docs = list(docs)
+    array = np.asarray(scores, dtype=np.float64)
+    write_cats(docs, classifier.labels, hand_off_scores(classifier, docs, array))
+
+
 _Component = TypeVar("_Component", bound="FittedComponent")
 
 #: The pipeline each fitted component was created in, kept outside the component so that
@@ -68,10 +78,11 @@ class FittedComponent(Pipe):
     """
 
     state_file: str
+    _labels: list[str]
 
     @property
     def labels(self) -> tuple[str, ...]:
-        raise NotImplementedError
+        return tuple(self._labels)
 
     def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
         raise NotImplementedError

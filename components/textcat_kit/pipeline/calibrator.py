@@ -85,10 +85,6 @@ class Calibration(FittedComponent):
         self._warned_unfitted = False
 
     @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self._labels)
-
-    @property
     def is_fitted(self) -> bool:
         return self.calibrator is not None
 
@@ -127,16 +123,14 @@ class Calibration(FittedComponent):
         return self.calibrator.transform(probs)
 
     def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
-        if self.calibrator is None:
-            if not self._warned_unfitted:
-                warnings.warn(
-                    Errors.E011.format(name=self.name, what="calibrator")
-                    + " Scores pass through unchanged.",
-                    stacklevel=3,
-                )
-                self._warned_unfitted = True
-            return scores
-        return self.calibrator.transform(scores)
+        if self.calibrator is None and not self._warned_unfitted:
+            warnings.warn(
+                Errors.E011.format(name=self.name, what="calibrator")
+                + " Scores pass through unchanged.",
+                stacklevel=3,
+            )
+            self._warned_unfitted = True
+        return self.transform(scores)
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Any]], *, nlp: Language | None = None

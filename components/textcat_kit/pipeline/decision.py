@@ -150,10 +150,6 @@ class Decision(FittedComponent):
         self._threshold_array: np.ndarray = np.zeros(0)
 
     @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self._labels)
-
-    @property
     def is_fitted(self) -> bool:
         return bool(self.labels)
 
@@ -263,20 +259,10 @@ class Decision(FittedComponent):
         if not self.is_fitted:
             raise ConfigError(Errors.E011.format(name=self.name, what="thresholds"))
         labels = self._labels
-        decided: list[list[str]]
-        if self.exclusive:
-            top = scores.argmax(axis=1)
-            keep = np.ones(len(docs), dtype=bool)
-            if self.abstain_threshold is not None:
-                keep = scores[np.arange(len(docs)), top] >= self.abstain_threshold
-            decided = [
-                [labels[j]] if k else [] for j, k in zip(top.tolist(), keep.tolist(), strict=True)
-            ]
-        else:
-            decided = [[] for _ in docs]
-            rows, cols = np.nonzero(self.decide(scores))
-            for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-                decided[i].append(labels[j])
+        decided: list[list[str]] = [[] for _ in docs]
+        rows, cols = np.nonzero(self.decide(scores))
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+            decided[i].append(labels[j])
         for doc, doc_labels in zip(docs, decided, strict=True):
             # What doc._.set(EXTENSION, ...) writes, without building an Underscore per doc
             # (2 µs, a third of this component's time on the bow pipeline).

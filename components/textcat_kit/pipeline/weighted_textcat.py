@@ -53,8 +53,7 @@ from thinc.types import Floats2d
 from ..architectures import fit_idf
 from ..errors import ConfigError
 from ..maths.losses import gradient_wrt_probabilities
-from ._handoff import hand_off_scores
-from ._state import write_cats
+from ._state import write_classifier_scores
 from .losses import TextcatLoss
 
 default_loss_config = """
@@ -216,16 +215,8 @@ class _WeightedLossMixin(TextCategorizer):
         return scores
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
-        """Write ``doc.cats`` as spaCy does, one ``dict.update`` per doc.
-
-        spaCy's loop rebuilds ``self.labels`` and converts one float per (doc, label),
-        which costs more per doc than calibrating and deciding together. Inside
-        ``nlp.pipe`` a calibrator / decision component right after this one is applied to
-        the batch array first (:mod:`textcat_kit.pipeline._handoff`).
-        """
-        docs = list(docs)
-        array = np.asarray(self.model.ops.to_numpy(scores), dtype=np.float64)
-        write_cats(docs, self.labels, hand_off_scores(self, docs, array))
+        """Write ``doc.cats`` (see :func:`~textcat_kit.pipeline._state.write_classifier_scores`)."""
+        write_classifier_scores(self, docs, self.model.ops.to_numpy(scores))
 
     def get_loss(  # type: ignore[override]
         self, examples: Iterable[Example], scores: Floats2d
