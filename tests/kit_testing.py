@@ -36,9 +36,14 @@ def make_fresh_venv(path: Path) -> Path:
 
 def run_in(python: Path, code: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run ``code`` with ``python`` and return the completed process (text mode)."""
+    return run_clean([str(python), "-c", code], **kwargs)
+
+
+def run_clean(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` without this environment's PYTHONPATH / VIRTUAL_ENV (text mode)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run(
-        [str(python), "-c", code],
+        args,
         capture_output=True,
         text=True,
         env=env,

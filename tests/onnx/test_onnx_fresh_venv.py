@@ -10,8 +10,6 @@ equal the ones computed here.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import venv
 from pathlib import Path
@@ -21,17 +19,7 @@ import pytest
 import spacy
 from onnx_testing import LABELS, PARITY_TEXTS, REPO_ROOT
 
-
-def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
+from kit_testing import run_clean, run_in
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +27,7 @@ def onnx_only_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv with spaCy, onnxruntime, tokenizers and this package's wheel."""
     root = tmp_path_factory.mktemp("onnx-only-venv")
     wheel_dir = root / "wheels"
-    built = _run(
+    built = run_clean(
         [
             sys.executable,
             "-m",
@@ -56,7 +44,7 @@ def onnx_only_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (kit_wheel,) = wheel_dir.glob("spacy_textcat_kit-*.whl")
     venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
     python = root / "venv" / "bin" / "python"
-    installed = _run(
+    installed = run_clean(
         [
             str(python),
             "-m",
@@ -96,7 +84,7 @@ print(json.dumps({{
     "spacy_transformers": importlib.util.find_spec("spacy_transformers") is not None,
 }}))
 """
-    result = _run([str(onnx_only_venv), "-c", code], cwd=str(out.parent))
+    result = run_in(onnx_only_venv, code, cwd=str(out.parent))
     assert result.returncode == 0, result.stderr[-3000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["torch"] is False
