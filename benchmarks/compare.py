@@ -294,38 +294,26 @@ def run_phase(
 ) -> dict[str, Any]:
     """Run ``phase``; ``corpus`` saves reading ``corpus_dir`` again when run in-process."""
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    report = _run_phase(phase, system, corpus_dir, workdir, n_speed_docs, repeats, corpus)
-    return {"started": started, **report}
-
-
-def _run_phase(
-    phase: str,
-    system: System,
-    corpus_dir: Path,
-    workdir: Path,
-    n_speed_docs: int,
-    repeats: int,
-    corpus: Corpus | None,
-) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     speed_input = workdir / "speed_input.json"
     if phase == "speed":
         # Texts from a JSON file, not the corpus: a serving process holds no training
         # data and imports nothing it does not need.
         meta = json.loads(speed_input.read_text(encoding="utf8"))
-        return speed_phase(
+        report = speed_phase(
             system, meta["labels"], meta["exclusive"], workdir, meta["texts"], repeats
         )
-    corpus = corpus or read_corpus(corpus_dir)
-    if phase == "predict":
+    elif phase == "train":
+        report = train_phase(system, corpus or read_corpus(corpus_dir), workdir)
+    elif phase == "predict":
+        corpus = corpus or read_corpus(corpus_dir)
         texts = speed_texts(corpus.test.texts, n_speed_docs)
         meta = {"labels": corpus.labels, "exclusive": corpus.exclusive, "texts": texts}
         speed_input.write_text(json.dumps(meta), encoding="utf8")
-    if phase == "train":
-        return train_phase(system, corpus, workdir)
-    if phase == "predict":
-        return predict_phase(system, corpus, workdir)
-    raise typer.BadParameter(f"[E174] Unknown phase {phase!r}; choose from {', '.join(PHASES)}.")
+        report = predict_phase(system, corpus, workdir)
+    else:
+        raise typer.BadParameter(f"Unknown phase {phase!r}; choose from {', '.join(PHASES)}.")
+    return {"started": started, **report}
 
 
 def benchmark_system(
