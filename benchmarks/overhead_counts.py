@@ -1,9 +1,10 @@
-"""The calibrator + decision overhead in ``nlp.pipe``, counted in CPU instructions and cycles.
+"""The calibrator + decision overhead in ``nlp.pipe``, counted in CPU instructions.
 
 Not a test: prints a table. Wall-clock and even CPU-time ratios on a shared virtual machine
 move by ±10% from round to round (see ``speed_pipeline.py``), which is larger than the
-effect measured here. ``perf stat`` counts the instructions and cycles of one process:
-instructions do not depend on what else the machine runs, cycles only a little. Each run is
+effect measured here. ``perf stat`` counts the instructions of one process, which do not
+depend on what else the machine runs (its cycle count does, on a virtual machine: 2-55%
+for the same runs here, so it is not reported). Each run is
 a fresh process that loads the pipeline and then does one of:
 
 * ``load``: nothing more (the cost of starting Python and loading the pipeline);
@@ -23,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -30,7 +32,7 @@ import sys
 from pathlib import Path
 
 OURS = ["textcat_kit_calibrator", "textcat_kit_decision"]
-COUNTERS = ("instructions", "cycles")
+COUNTERS = ("instructions",)
 MODES = ("load", "textcat", "full")
 
 
@@ -56,7 +58,9 @@ def run_mode(model: str, corpus: str, n_docs: int, mode: str) -> None:
 def count(model: str, corpus: str, n_docs: int, mode: str) -> dict[str, float]:
     command = ["perf", "stat", "-x", ",", "-e", ",".join(COUNTERS), sys.executable, __file__]
     command += ["--run", mode, model, corpus, "--n-docs", str(n_docs)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    # A fixed hash seed makes the runs execute the same instructions (set and dict order).
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     counts = {}
     for line in result.stderr.splitlines():
         fields = line.split(",")
