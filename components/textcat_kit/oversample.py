@@ -24,19 +24,11 @@ from typing import NamedTuple
 
 from .data.records import Record
 from .errors import ConfigError
+from .errors import Errors as OversampleErrors
 
 #: Key added to the ``meta`` of each copy (kept in ``doc.user_data``), so that copies can
 #: be told apart from originals when auditing a corpus.
 COPY_MARKER = "oversampled"
-
-
-class OversampleErrors:
-    """Messages of the oversampling step (code E189 is reserved for this module)."""
-
-    E189 = (
-        "[E189] Oversampling setting {setting} = {value!r} is out of range: {rule}. Fix the "
-        "value passed to the data step (e.g. --oversample-min-count / --oversample-ratio)."
-    )
 
 
 class OversampleResult(NamedTuple):

@@ -24,9 +24,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Errors
 from .agreement import binary_counts, nominal_alpha, observed_agreement
-from .errors import LabelStudioErrors as Errors
 from .exports import Annotation
 
 TiePolicy = Literal["drop", "first", "soft"]

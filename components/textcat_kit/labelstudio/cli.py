@@ -17,7 +17,7 @@ from typing import Any, cast
 import srsly
 import typer
 
-from ..errors import ConfigError, TextcatKitError
+from ..errors import ConfigError, Errors, TextcatKitError
 from .aggregate import check_tie_policy
 from .client import (
     DEFAULT_API_KEY_ENV,
@@ -27,7 +27,6 @@ from .client import (
     read_unlabelled_jsonl,
 )
 from .config import LabelingScheme, load_labeling_scheme, scheme_from_overrides
-from .errors import LabelStudioErrors as Errors
 from .exports import EXPORT_FORMATS, ExportFormat
 from .importer import ImportResult, import_export, write_import
 

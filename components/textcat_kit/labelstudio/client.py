@@ -23,19 +23,14 @@ from typing import Any
 import srsly
 from spacy.language import Language
 
-from ..errors import ConfigError, DataError, TextcatKitError
+from ..errors import ConfigError, DataError, Errors, LabelStudioError, TextcatKitError
 from .aggregate import TiePolicy
 from .config import LabelingScheme, parse_label_config
-from .errors import LabelStudioErrors as Errors
 from .exports import parse_export
 from .importer import TASK_ID_KEY, ImportResult, import_tasks
 from .predictions import LabelChooser, PredictionPayload, predict_tasks
 
 DEFAULT_API_KEY_ENV = "LABEL_STUDIO_API_KEY"
-
-
-class LabelStudioError(TextcatKitError):
-    """The server could not be reached or refused a request."""
 
 
 def api_key_from_env(env_var: str = DEFAULT_API_KEY_ENV) -> str:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import srsly
 
-from ..errors import ConfigError
-from .errors import LabelStudioErrors as Errors
+from ..errors import ConfigError, Errors
 
 #: Object tags whose content is plain text a spaCy tokenizer can read.
 TEXT_TAGS = frozenset({"text", "hypertext"})

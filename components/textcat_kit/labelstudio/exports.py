@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from ..errors import DataError
+from ..errors import DataError, Errors
 from .config import LabelingScheme
-from .errors import LabelStudioErrors as Errors
 
 ExportFormat = Literal["JSON", "JSON_MIN", "CSV", "TSV"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("JSON", "JSON_MIN", "CSV", "TSV")

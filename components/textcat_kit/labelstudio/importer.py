@@ -18,10 +18,9 @@ import srsly
 
 from ..data.records import Record, write_records
 from ..data.split import stratified_split
-from ..errors import ConfigError
+from ..errors import ConfigError, Errors
 from .aggregate import TiePolicy, agreement_report, decide, exclusion_reason
 from .config import LabelingScheme
-from .errors import LabelStudioErrors as Errors
 from .exports import Export, ExportFormat, Task, read_export
 
 #: ``Record.meta`` / ``doc.user_data`` key holding the Label Studio task id.

@@ -16,9 +16,8 @@ from typing import Any
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Errors
 from .config import LabelingScheme
-from .errors import LabelStudioErrors as Errors
 
 #: ``doc._`` attributes holding labels a decision component decided on, first found wins:
 #: ``decided_labels`` is set by ``textcat_kit_decision`` (``pipeline/decision.py``).

@@ -28,7 +28,6 @@ from sklearn.isotonic import IsotonicRegression
 
 from ..errors import ConfigError, DataError, Errors
 from .validation import (
-    MathsErrors,
     binarize,
     check_choice,
     check_probs,
@@ -78,7 +77,7 @@ def fit_temperature(
     index = np.asarray(gold_index)
     if index.shape != (probs.shape[0],) or not np.issubdtype(index.dtype, np.integer):
         raise DataError(
-            MathsErrors.E151.format(
+            Errors.E151.format(
                 name="gold_index",
                 shape=index.shape,
                 other="probs",
@@ -88,7 +87,7 @@ def fit_temperature(
         )
     if index.min() < 0 or index.max() >= probs.shape[1]:
         raise DataError(
-            MathsErrors.E154.format(
+            Errors.E154.format(
                 name="gold_index",
                 value=f"{int(index.min())}..{int(index.max())}",
                 rule=f"label indices must be in [0, {probs.shape[1] - 1}]",
@@ -220,7 +219,7 @@ def apply_isotonic(scores: np.ndarray, x_knots: np.ndarray, y_knots: np.ndarray)
     y_knots = np.asarray(y_knots, dtype=np.float64)
     if x_knots.ndim != 1 or x_knots.shape != y_knots.shape or x_knots.size == 0:
         raise ConfigError(
-            MathsErrors.E151.format(
+            Errors.E151.format(
                 name="x_knots",
                 shape=x_knots.shape,
                 other="y_knots",
@@ -242,7 +241,7 @@ def _not_fitted(calibrator: object, what: str) -> ConfigError:
 def _check_n_labels(probs: np.ndarray, n_fitted: int) -> None:
     if probs.shape[1] != n_fitted:
         raise DataError(
-            MathsErrors.E156.format(name="probs", n_labels=probs.shape[1], n_fitted=n_fitted)
+            Errors.E156.format(name="probs", n_labels=probs.shape[1], n_fitted=n_fitted)
         )
 
 
@@ -338,7 +337,7 @@ class PerLabelCalibration:
         n_labels = probs.shape[1]
         if labels is not None and len(labels) != n_labels:
             raise DataError(
-                MathsErrors.E157.format(
+                Errors.E157.format(
                     labels_name="labels", n_names=len(labels), name="probs", n_labels=n_labels
                 )
             )
@@ -414,7 +413,7 @@ class PerLabelCalibration:
         entries = list(data["per_label"])
         if len(entries) != int(data["n_labels"]):
             raise ConfigError(
-                MathsErrors.E157.format(
+                Errors.E157.format(
                     labels_name="per_label",
                     n_names=len(entries),
                     name="n_labels",

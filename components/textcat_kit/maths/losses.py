@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..errors import Errors as LossErrors
 
 #: Probabilities are floored at this value before taking logs or dividing by them. It is
 #: tiny on purpose: a larger floor (e.g. 1e-7) would flatten the gradient of confidently
@@ -44,28 +45,6 @@ TINY = 1e-30
 #: Default cap on balanced weights: a label with 1 example in 10,000 would otherwise get
 #: a weight of ~10,000 and its few examples would dominate every batch they appear in.
 DEFAULT_MAX_WEIGHT = 10.0
-
-
-class LossErrors:
-    """Messages of the loss maths (codes E180-E183 are reserved for this module)."""
-
-    E180 = (
-        "[E180] '{name}' has shape {shape} but 'probs' has shape {expected}. Pass arrays for "
-        "the same docs and labels, in the same order."
-    )
-    E181 = (
-        "[E181] '{name}' = {value} is out of range: {rule}. Fix the loss settings in the "
-        "[components.<name>.loss] block of the config."
-    )
-    E182 = (
-        "[E182] '{name}' for label index {index} is {value}; weights must be finite "
-        "and > 0. Fix the weights mapping in the [components.<name>.loss] block."
-    )
-    E183 = (
-        "[E183] 'negative_weights' only applies to multi-label (sigmoid) outputs; an "
-        "exclusive (softmax) task has one weight per class. Drop it (or 'alpha') from the "
-        "loss settings of this exclusive classifier."
-    )
 
 
 # --- balanced weights ------------------------------------------------------------------------

@@ -26,8 +26,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ..errors import DataError
+from ..errors import Errors as MathsErrors
 from .validation import (
-    MathsErrors,
     binarize,
     check_choice,
     check_probs,

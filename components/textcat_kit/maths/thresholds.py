@@ -28,9 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, Warnings
+from ..errors import ConfigError, DataError, Errors, Warnings
 from .validation import (
-    MathsErrors,
     binarize,
     check_choice,
     check_probs_gold,
@@ -142,7 +141,7 @@ def _check_objective(objective: str, beta: float, target: float | None) -> float
     if objective in CONSTRAINED_OBJECTIVES:
         if target is None:
             raise ConfigError(
-                MathsErrors.E154.format(
+                Errors.E154.format(
                     name="target",
                     value=None,
                     rule=f"objective '{objective}' needs a target in [0, 1]",
@@ -251,7 +250,7 @@ def best_global_threshold(
         candidates = np.asarray(grid, dtype=np.float64)
         if candidates.ndim != 1 or candidates.size == 0 or not np.all(np.isfinite(candidates)):
             raise ConfigError(
-                MathsErrors.E154.format(
+                Errors.E154.format(
                     name="grid", value=candidates.shape, rule="pass a non-empty 1-D array"
                 )
             )
@@ -307,7 +306,7 @@ class TunedThresholds:
         missing = [label for label in labels if label not in self.thresholds]
         if missing:
             raise ConfigError(
-                MathsErrors.E154.format(
+                Errors.E154.format(
                     name="labels",
                     value=missing,
                     rule=f"no tuned threshold for these labels (tuned: {list(self.thresholds)})",
@@ -488,7 +487,7 @@ def _check_tuning_settings(min_positives: int, shrinkage: float | str | None, n_
         check_choice(shrinkage, "shrinkage", ("auto",))
         if n_folds < 2:
             raise ConfigError(
-                MathsErrors.E154.format(
+                Errors.E154.format(
                     name="n_folds",
                     value=n_folds,
                     rule="shrinkage='auto' chooses k by cross-validation and needs n_folds >= 2",
@@ -548,7 +547,7 @@ def tune_thresholds(
     n_labels = probs.shape[1]
     if len(labels) != n_labels:
         raise DataError(
-            MathsErrors.E157.format(
+            Errors.E157.format(
                 labels_name="labels", n_names=len(labels), name="probs", n_labels=n_labels
             )
         )

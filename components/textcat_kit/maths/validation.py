@@ -18,51 +18,17 @@ from ..errors import ConfigError, DataError, Errors
 PROB_TOLERANCE = 1e-6
 
 
-class MathsErrors:
-    """Messages of the maths subpackage (codes E150-E169 are reserved for it)."""
-
-    E150 = "[E150] '{name}' must be a {ndim}-D array {expected}; got shape {shape}. {hint}"
-    E151 = (
-        "[E151] '{name}' has shape {shape} but '{other}' has shape {other_shape}; they must "
-        "describe the same docs{and_labels}. Pass arrays built from the same docs, in the "
-        "same order."
-    )
-    E152 = "[E152] '{name}' is empty (shape {shape}). Pass at least one doc."
-    E153 = (
-        "[E153] '{name}' holds {what} at index {index} (value {value}). Scores and gold "
-        "values must be finite and within [0, 1]; pass probabilities, not logits."
-    )
-    E154 = "[E154] '{name}' = {value} is out of range: {rule}."
-    E155 = (
-        "[E155] Row {row} of 'gold' has no positive label (max value {value}); an exclusive "
-        "task needs exactly one label >= 0.5 per doc. Fix the gold data or treat the task "
-        "as multi-label."
-    )
-    E156 = (
-        "[E156] '{name}' has {n_labels} label(s) but the calibrator was fitted on "
-        "{n_fitted}. Refit it on data with the current labels."
-    )
-    E158 = (
-        "[E158] 'thresholds' has shape {shape} but 'probs' has {n_labels} label(s). Pass one "
-        "finite threshold per label (in column order) or a single float."
-    )
-    E157 = (
-        "[E157] '{labels_name}' has {n_names} name(s) but '{name}' has {n_labels} column(s). "
-        "Pass one label name per column, in column order."
-    )
-
-
 def as_float_array(values: Any, name: str, ndim: int, expected: str, hint: str) -> np.ndarray:
     """Convert ``values`` to a float64 array of ``ndim`` dimensions or raise E150 / E152."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != ndim:
         raise DataError(
-            MathsErrors.E150.format(
+            Errors.E150.format(
                 name=name, ndim=ndim, expected=expected, shape=array.shape, hint=hint
             )
         )
     if array.size == 0:
-        raise DataError(MathsErrors.E152.format(name=name, shape=array.shape))
+        raise DataError(Errors.E152.format(name=name, shape=array.shape))
     return array
 
 
@@ -86,7 +52,7 @@ def check_unit_interval(array: np.ndarray, name: str) -> np.ndarray:
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         position = index[0] if len(index) == 1 else index
         raise DataError(
-            MathsErrors.E153.format(name=name, what=what, index=position, value=array[index])
+            Errors.E153.format(name=name, what=what, index=position, value=array[index])
         )
     return np.clip(array, 0.0, 1.0)
 
@@ -111,7 +77,7 @@ def check_probs_gold(
     gold_array = check_probs(gold, "gold")
     if probs_array.shape != gold_array.shape:
         raise DataError(
-            MathsErrors.E151.format(
+            Errors.E151.format(
                 name=probs_name,
                 shape=probs_array.shape,
                 other="gold",
@@ -131,7 +97,7 @@ def check_scores_targets(
     targets_array = as_float_array(targets, targets_name, 1, "(n_docs,)", hint)
     if scores_array.shape != targets_array.shape:
         raise DataError(
-            MathsErrors.E151.format(
+            Errors.E151.format(
                 name=scores_name,
                 shape=scores_array.shape,
                 other=targets_name,
@@ -164,7 +130,7 @@ def check_range(
     if not_a_number or too_low or value > high:
         bracket = "(" if low_open else "["
         raise DataError(
-            MathsErrors.E154.format(
+            Errors.E154.format(
                 name=name, value=value, rule=f"it must be in {bracket}{low}, {high}]"
             )
         )
@@ -190,5 +156,5 @@ def gold_index(gold: np.ndarray) -> np.ndarray:
     missing = np.flatnonzero(best_value < 0.5)
     if missing.size:
         row = int(missing[0])
-        raise DataError(MathsErrors.E155.format(row=row, value=float(best_value[row])))
+        raise DataError(Errors.E155.format(row=row, value=float(best_value[row])))
     return best

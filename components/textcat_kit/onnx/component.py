@@ -33,11 +33,10 @@ from spacy.training import Example, validate_examples
 from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Errors
 from ..pipeline._state import write_classifier_scores
 from .alignment import alignment_pairs
 from .encoder import OnnxEncoder
-from .errors import OnnxErrors
 from .head import ClassifierHead
 from .pooling import FloatArray, mean_pool_tokens, reduce_docs
 from .tokenization import IntArray, TokenizerSettings, WordpieceTokenizer
@@ -139,7 +138,7 @@ class OnnxTextCategorizer(Pipe):
     ) -> None:
         if min(window, stride, max_batch_items) < 1 or not max_padding >= 0:
             raise ConfigError(
-                OnnxErrors.E174.format(
+                Errors.E174.format(
                     name=name,
                     window=window,
                     stride=stride,
@@ -173,7 +172,7 @@ class OnnxTextCategorizer(Pipe):
     def is_exclusive(self) -> bool:
         """Whether the labels are mutually exclusive (softmax) rather than independent."""
         if self.head is None:
-            raise ConfigError(OnnxErrors.E171.format(name=self.name))
+            raise ConfigError(Errors.E171.format(name=self.name))
         return self.head.exclusive
 
     @property
@@ -195,11 +194,11 @@ class OnnxTextCategorizer(Pipe):
                 importlib.import_module(package)
             except ImportError as error:
                 raise ConfigError(
-                    OnnxErrors.E163.format(name=self.name, package=package, detail=error)
+                    Errors.E163.format(name=self.name, package=package, detail=error)
                 ) from error
         if head.n_labels != len(labels):
             raise ConfigError(
-                OnnxErrors.E176.format(
+                Errors.E176.format(
                     name=self.name,
                     n_rows=head.n_labels,
                     n_labels=len(labels),
@@ -239,7 +238,7 @@ class OnnxTextCategorizer(Pipe):
     def predict(self, docs: Sequence[Doc]) -> FloatArray:
         """Scores ``(len(docs), len(labels))``; docs without tokens score 0.0 everywhere."""
         if self.head is None or self.tokenizer is None or self.encoder is None:
-            raise ConfigError(OnnxErrors.E171.format(name=self.name))
+            raise ConfigError(Errors.E171.format(name=self.name))
         docs = list(docs)
         scores = np.zeros((len(docs), self.head.n_labels), dtype=np.float32)
         rows = [row for row, doc in enumerate(docs) if len(doc) > 0]
@@ -272,7 +271,7 @@ class OnnxTextCategorizer(Pipe):
     ) -> None:
         """Nothing to initialise: the state comes from the export. Fails if it is missing."""
         if not self.is_loaded:
-            raise ConfigError(OnnxErrors.E171.format(name=self.name))
+            raise ConfigError(Errors.E171.format(name=self.name))
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
         """Score ``doc.cats`` with the configured scorer (spaCy's textcat scorers)."""
@@ -291,7 +290,7 @@ class OnnxTextCategorizer(Pipe):
 
     def _state(self) -> tuple[dict[str, Any], ClassifierHead, WordpieceTokenizer]:
         if self.head is None or self.tokenizer is None or self._model_source is None:
-            raise ConfigError(OnnxErrors.E171.format(name=self.name))
+            raise ConfigError(Errors.E171.format(name=self.name))
         cfg = dict(self.cfg)
         cfg["tokenizer"] = self.tokenizer.settings.to_dict()
         cfg["format_version"] = FORMAT_VERSION
@@ -303,11 +302,11 @@ class OnnxTextCategorizer(Pipe):
         if isinstance(source, Path):
             if not source.exists():
                 raise ConfigError(
-                    OnnxErrors.E172.format(path=source.parent, name=self.name, detail=MODEL_FILE)
+                    Errors.E172.format(path=source.parent, name=self.name, detail=MODEL_FILE)
                 )
             return source.read_bytes()
         if source is None:
-            raise ConfigError(OnnxErrors.E171.format(name=self.name))
+            raise ConfigError(Errors.E171.format(name=self.name))
         return source
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
@@ -333,7 +332,7 @@ class OnnxTextCategorizer(Pipe):
         for file_name in (CFG_FILE, HEAD_FILE, TOKENIZER_FILE, MODEL_FILE):
             if not (directory / file_name).exists():
                 raise ConfigError(
-                    OnnxErrors.E172.format(path=directory, name=self.name, detail=file_name)
+                    Errors.E172.format(path=directory, name=self.name, detail=file_name)
                 )
         cfg = srsly.read_json(directory / CFG_FILE)
         self._apply_cfg(cfg)
@@ -374,7 +373,7 @@ class OnnxTextCategorizer(Pipe):
     def _apply_cfg(self, cfg: dict[str, Any]) -> None:
         if cfg.get("format_version") != FORMAT_VERSION:
             raise ConfigError(
-                OnnxErrors.E177.format(
+                Errors.E177.format(
                     name=self.name, found=cfg.get("format_version"), expected=FORMAT_VERSION
                 )
             )

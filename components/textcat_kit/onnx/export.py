@@ -37,8 +37,8 @@ from spacy.language import Language
 
 from .. import __version__
 from ..errors import ConfigError
+from ..errors import Errors as OnnxErrors
 from .component import FACTORY_NAME, OnnxTextCategorizer
-from .errors import OnnxErrors
 from .head import ClassifierHead
 from .pooling import REDUCTIONS
 from .tokenization import TokenizerSettings

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from spacy.util import registry
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Errors
 from ..maths.losses import (
     DEFAULT_MAX_WEIGHT,
     balanced_class_weights,
@@ -38,26 +38,6 @@ BALANCED = "balanced"
 
 #: What ``weights`` may be in the config: "balanced", a {label: weight} mapping, or None.
 WeightsSetting = str | dict[str, float] | None
-
-
-class LossSettingsErrors:
-    """Messages of the registered losses (codes E184-E186 are reserved for this module)."""
-
-    E184 = (
-        "[E184] The loss weights of component '{name}' name label(s) {unknown} that the "
-        "component does not have (labels: {labels}). Fix the spelling in the weights mapping "
-        "of [components.{name}.loss], or add the labels to the training data."
-    )
-    E185 = (
-        "[E185] Component '{name}' uses {loss} with weights = \"balanced\" but has no fitted "
-        "weights: it was neither initialized on training data nor loaded from a pipeline "
-        "that was. Run `nlp.initialize(...)` (`spacy train` does this), or set an explicit "
-        "weights mapping."
-    )
-    E186 = (
-        "[E186] Invalid setting in [components.<name>.loss] ({loss}): {setting} = {value!r}; "
-        "{rule}."
-    )
 
 
 class TextcatLoss:
@@ -84,9 +64,7 @@ class TextcatLoss:
     def _invalid(self, setting: str, value: object, rule: str) -> ConfigError:
         """The E186 error for one invalid setting of this loss."""
         return ConfigError(
-            LossSettingsErrors.E186.format(
-                loss=self.registry_name, setting=setting, value=value, rule=rule
-            )
+            Errors.E186.format(loss=self.registry_name, setting=setting, value=value, rule=rule)
         )
 
     def validate(self) -> None:
@@ -147,9 +125,7 @@ class TextcatLoss:
             unknown = sorted(set(self.weights) - set(labels))
             if unknown:
                 raise ConfigError(
-                    LossSettingsErrors.E184.format(
-                        name=component_name, unknown=unknown, labels=list(labels)
-                    )
+                    Errors.E184.format(name=component_name, unknown=unknown, labels=list(labels))
                 )
             self.label_weights_ = {label: float(self.weights.get(label, 1.0)) for label in labels}
         return self
@@ -166,9 +142,7 @@ class TextcatLoss:
         if self.weights is None:
             return None
         if isinstance(self.weights, str):
-            raise ConfigError(
-                LossSettingsErrors.E185.format(name=component_name, loss=self.registry_name)
-            )
+            raise ConfigError(Errors.E185.format(name=component_name, loss=self.registry_name))
         return np.array([float(self.weights.get(label, 1.0)) for label in labels])
 
     def compute(

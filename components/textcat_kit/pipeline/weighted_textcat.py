@@ -51,7 +51,7 @@ from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from ..architectures import fit_idf
-from ..errors import ConfigError
+from ..errors import ConfigError, Errors
 from ..maths.losses import gradient_wrt_probabilities
 from ._state import write_classifier_scores
 from .losses import TextcatLoss
@@ -94,24 +94,6 @@ DEFAULT_SCORE_WEIGHTS: dict[str, float | None] = {
     "cats_macro_auc": None,
     "cats_f_per_type": None,
 }
-
-
-class WeightedTextcatErrors:
-    """Messages of the weighted classifiers (codes E187-E188 are reserved for this module)."""
-
-    E187 = (
-        "[E187] Component '{name}': cannot tell what gradient the model's output layer "
-        "'{layer}' expects for {task} classes (known: softmax or softmax_activation for "
-        'exclusive, logistic for multi-label). Set output_gradient = "logits" in '
-        "[components.{name}] if the last layer passes its gradient straight to the logits "
-        '(like thinc\'s Softmax), or "probabilities" if it back-propagates through a '
-        "sigmoid/softmax activation (like Logistic). A model without an activation "
-        "(no_output_layer = true) cannot be trained with these losses."
-    )
-    E188 = (
-        "[E188] Component '{name}': output_gradient = {value!r} is not one of {options}. Fix "
-        'it in [components.{name}] ("auto" detects it from the model\'s last layer).'
-    )
 
 
 @Language.factory(
@@ -193,7 +175,7 @@ class _WeightedLossMixin(TextCategorizer):
     def _set_loss(self, loss: TextcatLoss, output_gradient: str) -> None:
         if output_gradient not in OUTPUT_GRADIENTS:
             raise ConfigError(
-                WeightedTextcatErrors.E188.format(
+                Errors.E188.format(
                     name=self.name, value=output_gradient, options=list(OUTPUT_GRADIENTS)
                 )
             )
@@ -250,7 +232,7 @@ class _WeightedLossMixin(TextCategorizer):
         except KeyError:
             task = "exclusive" if self.exclusive_classes else "multi-label"
             raise ConfigError(
-                WeightedTextcatErrors.E187.format(name=self.name, layer=layer.name, task=task)
+                Errors.E187.format(name=self.name, layer=layer.name, task=task)
             ) from None
 
     def _fit_loss(self, get_examples: Callable[[], Iterable[Example]]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
-from ..onnx.errors import OnnxErrors
+from ..errors import Errors as OnnxErrors
 
 Architecture = Literal["bert", "roberta"]
 
