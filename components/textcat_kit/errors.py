@@ -496,6 +496,64 @@ class Errors:
     # --- E350-E399: scoring ---
 
     # --- E400-E449: labels (cross-validation, label issues, explain, suggest) ---
+    E400 = (
+        "[E400] 'given' must hold one label index per doc in [0, {n_labels}) for an exclusive "
+        "task; got shape {shape} with values in [{low}, {high}]. Pass the index of each doc's "
+        "given label, in the column order of 'probs'."
+    )
+    E401 = (
+        "[E401] 'given' must be a 0/1 matrix of the same shape as 'probs' {shape} for a "
+        "multi-label task; got shape {given_shape}. Pass one column per label, in order."
+    )
+    E402 = (
+        "[E402] cv: --n-folds {n_folds} is not possible with {n_docs} docs; use at least 2 "
+        "folds and at most one fold per doc (5 is usual)."
+    )
+    E403 = (
+        "[E403] {path}: doc {index} ({text!r}) has {n_positive} positive labels ({labels}), but "
+        "the config {config} trains an exclusive classifier (one label per text). Use a "
+        "textcat_multilabel config (or --multilabel-config with --data-json), or fix the doc."
+    )
+    E404 = (
+        "[E404] {path} holds no docs with labels. Point cv at the training .spacy file written "
+        "by `textcat-kit corpus` (or `labelstudio import`)."
+    )
+    E405 = (
+        "[E405] {path}: no boolean 'multilabel' entry ({detail}). Pass the data.json that "
+        "`textcat-kit corpus` wrote next to the .spacy files."
+    )
+    E406 = (
+        "[E406] explain: the classifier '{name}' uses {architecture}, not a bag-of-words linear "
+        "model (textcat_kit.TextCatBOW.v1 / spacy.TextCatBOW.v3, no_output_layer = false), so "
+        "its decisions cannot be split exactly into n-gram contributions. Explain a bow "
+        "pipeline (configs/textcat_bow.cfg or textcat_multilabel_bow.cfg)."
+    )
+    E407 = "[E407] explain: label '{label}' is not a label of the pipeline ({labels})."
+    E408 = (
+        "[E408] {path}:{line}: not a label-issue record ({detail}). Each line must be a JSON "
+        "object with 'text', 'given' and 'suggested', as `textcat-kit cv` writes them."
+    )
+    E409 = (
+        "[E409] {where}: label '{label}' is not a choice of the Label Studio project's "
+        "<Choices name=\"{name}\"> ({labels}). Add it to the project's labeling config, or push "
+        "to a project made for this label set (--project-title creates one)."
+    )
+    E410 = (
+        "[E410] Label Studio at {url} has {n} projects titled '{title}' (ids {ids}). Pass "
+        "--project-id with the one to use."
+    )
+    E411 = (
+        "[E411] {what} must be >= {minimum} (got {value})."
+    )
+    E412 = (
+        "[E412] cv: training fold {fold} of {config} failed: {detail}. Run `python -m spacy "
+        "train {config}` on the same data to see the full error."
+    )
+    E413 = (
+        "[E413] suggest: {n_tasks} unlabelled task(s) to rank after leaving out {n_done} that "
+        "already have a prediction of model_version '{model_version}'; nothing to push. Use a "
+        "new --model-version to rank them again."
+    )
 
     # --- E450-E499: encoders (embeddings, distillation) ---
     E450 = (
@@ -597,5 +655,9 @@ class Warnings:
     # --- W350-W399: scoring ---
 
     # --- W400-W449: labels ---
+    W400 = (
+        "[W400] cv: label '{label}' has {count} doc(s), fewer than the {n_folds} folds; some "
+        "folds train without it and its out-of-fold probabilities are unreliable."
+    )
 
     # --- W450-W499: encoders ---
