@@ -628,6 +628,29 @@ class Warnings:
     )
 
     # --- W004-W099: lead ---
+    W004 = (
+        "[W004] {where}: the model predicts {what} ({n_docs} docs), although the gold labels "
+        "differ. It learned nothing usable; its calibration (ECE) figures mean nothing."
+    )
+    W005 = (
+        "[W005] {where}: the scores carry no ranking signal: mean ROC AUC {auc:.3f} over "
+        "{n_labels} label(s) is within noise of 0.5 (needs > 0.5 + {limit:.3f})."
+    )
+    W006 = (
+        "[W006] {where}: {n} of {n_judged} labels have scores with no ranking signal (AUC "
+        "within noise of 0.5): {shown}{more}. More examples of these labels, or merging them, "
+        "would help."
+    )
+    W007 = (
+        "[W007] {where}: decided macro-F1 {macro_f:.4f} is not above a rule that ignores the "
+        "text ({rule}: {baseline:.4f})."
+    )
+    W008 = (
+        "[W008] THIS MODEL LEARNED NOTHING USABLE ({reasons}). Do not ship it. Check the labels "
+        "(are they shuffled or constant?), the amount of data per label, and the training log; "
+        "see the warnings above."
+    )
+    W009 = "[W009] {message} (repeated {count} times in this run; shown once)"
 
     # --- architectures (architectures.py) ---
     W192 = (
