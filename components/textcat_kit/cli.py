@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,7 +22,11 @@ app = typer.Typer(
 
 @app.callback()
 def _root() -> None:
-    """Text classification with spaCy you can ship: data, tune, evaluate, export."""
+    """Text classification with spaCy you can ship: data, tune, evaluate, export.
+
+    Errors print a coded message ([E...]) saying what, where and how to fix it; add --debug
+    (anywhere) or set TEXTCAT_KIT_DEBUG=1 to see the traceback.
+    """
 
 
 @app.command("corpus")
@@ -228,8 +237,69 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
-def main() -> None:
-    app()
+class _WarningSummary:
+    """Show each distinct warning once, live; at exit say how often repeated ones occurred."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def show(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        text = str(message)
+        self.counts[text] = self.counts.get(text, 0) + 1
+        if self.counts[text] == 1:
+            print(f"{category.__name__}: {text}", file=sys.stderr)
+
+    def summary(self) -> list[str]:
+        from .errors import Warnings
+
+        return [
+            Warnings.W009.format(message=text, count=count)
+            for text, count in self.counts.items()
+            if count > 1
+        ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. Known errors print their coded message without a traceback.
+
+    ``--debug`` (anywhere on the command line) or ``TEXTCAT_KIT_DEBUG=1`` shows the traceback.
+    """
+    from .errors import TextcatKitError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("TEXTCAT_KIT_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    summary = _WarningSummary()
+    code: int | str | None = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = summary.show
+        try:
+            app(args=args, prog_name="textcat-kit")
+        except SystemExit as exit_:
+            code = exit_.code
+        except (TextcatKitError, OSError) as error:
+            if debug:
+                traceback.print_exc()
+            print(f"error: {error}", file=sys.stderr)
+            if not debug:
+                print("(run with --debug to see the traceback)", file=sys.stderr)
+            code = 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            code = 130
+    for line in summary.summary():
+        print(line, file=sys.stderr)
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

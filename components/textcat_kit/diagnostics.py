@@ -99,7 +99,7 @@ def _macro_f(decided: np.ndarray, actual: np.ndarray, present: np.ndarray) -> fl
 def trivial_baseline(actual: np.ndarray, exclusive: bool) -> tuple[float, str]:
     """Best macro-F1 (over labels present in ``actual``) of rules that ignore the text."""
     n_docs, n_labels = actual.shape
-    present = actual.any(axis=0)
+    present: np.ndarray = np.asarray(actual.any(axis=0))
     if n_docs == 0 or not present.any():
         return 0.0, "none"
     priors = actual.mean(axis=0)
@@ -140,7 +140,7 @@ def diagnose(
             decided = probs >= 0.5
     else:
         decided = np.asarray(decisions) >= 0.5
-    present = actual.any(axis=0)
+    present: np.ndarray = np.asarray(actual.any(axis=0))
     findings: list[Finding] = []
 
     # 1. one class / one label set for every doc
