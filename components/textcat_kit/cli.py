@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -232,16 +233,34 @@ def _mount_subcommands() -> None:
 
     app.add_typer(labelstudio_app, name="labelstudio")
     app.command("export-onnx")(export_onnx)
+    from .monitoring.cli import monitor_command, monitor_reference_command
+    from .serving.cli import serve_command
+
+    app.command("serve")(serve_command)
+    app.command("monitor")(monitor_command)
+    app.command("monitor-reference")(monitor_reference_command)
 
 
 _mount_subcommands()
 
 
 class _WarningSummary:
-    """Show each distinct warning once, live; at exit say how often repeated ones occurred."""
+    """Show the first few warnings of each code live; at exit count the repeats once.
+
+    ``tune`` on a set with many rare labels raises one [W001] per label; showing 58 of them
+    hides everything else, so each code is shown :attr:`shown_per_code` times and summarised.
+    """
+
+    shown_per_code = 3
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.first: dict[str, str] = {}
+
+    @staticmethod
+    def _code(text: str) -> str:
+        match = re.match(r"\[(W\d{3})\]", text)
+        return match.group(1) if match else text
 
     def show(
         self,
@@ -253,17 +272,19 @@ class _WarningSummary:
         line: str | None = None,
     ) -> None:
         text = str(message)
-        self.counts[text] = self.counts.get(text, 0) + 1
-        if self.counts[text] == 1:
+        code = self._code(text)
+        self.counts[code] = self.counts.get(code, 0) + 1
+        self.first.setdefault(code, text)
+        if self.counts[code] <= self.shown_per_code:
             print(f"{category.__name__}: {text}", file=sys.stderr)
 
     def summary(self) -> list[str]:
         from .errors import Warnings
 
         return [
-            Warnings.W009.format(message=text, count=count)
-            for text, count in self.counts.items()
-            if count > 1
+            Warnings.W009.format(message=self.first[code], count=count)
+            for code, count in self.counts.items()
+            if count > self.shown_per_code
         ]
 
 

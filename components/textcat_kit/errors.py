@@ -431,6 +431,20 @@ class Errors:
 
     # --- E250-E299: pipeline (classifier-owned calibration/decision state, fitted-state
     # validation, benchmarks) ---
+    E250 = (
+        "[E250] {source}: field '{field}' is {value}; {rule}. The fitted state is corrupt or "
+        "was edited by hand. Re-run `textcat-kit tune` on the trained pipeline (it writes this "
+        "file again)."
+    )
+    E251 = (
+        "[E251] {source}: the labels of this fitted state do not match the classifier's "
+        "({detail}; the classifier has {n_labels}: {labels}). It was fitted for another "
+        "classifier: re-run `textcat-kit tune` on this pipeline."
+    )
+    E252 = (
+        "[E252] Unknown benchmark '{name}'. Available: {available}. Run `python -m benchmarks "
+        "--list` for what each one measures."
+    )
 
     # --- E300-E349: serving / monitoring ---
     E300 = (
@@ -650,7 +664,10 @@ class Warnings:
         "(are they shuffled or constant?), the amount of data per label, and the training log; "
         "see the warnings above."
     )
-    W009 = "[W009] {message} (repeated {count} times in this run; shown once)"
+    W009 = (
+        "[W009] this warning occurred {count} times in this run (the first ones are shown "
+        "above): {message}"
+    )
 
     # --- architectures (architectures.py) ---
     W192 = (
