@@ -1,0 +1,70 @@
+"""``textcat-kit serve``: run the REST service with uvicorn."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from ..errors import ConfigError, Errors
+
+
+def serve_command(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0: all)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(
+        1, help="Server processes; each loads the pipeline and batches on its own."
+    ),
+    max_batch_size: int = typer.Option(256, help="Most texts gathered into one nlp.pipe batch."),
+    max_wait_ms: float = typer.Option(
+        2.0, help="Longest a request waits for others to join its batch (ms)."
+    ),
+    max_texts: int = typer.Option(256, help="Most texts accepted in one request."),
+    max_text_length: int = typer.Option(20_000, help="Most characters accepted per text."),
+    memory_zones: bool = typer.Option(
+        True, "--memory-zones/--no-memory-zones", help="Free per-batch strings (spaCy >= 3.8)."
+    ),
+    monitor_window: int = typer.Option(2000, help="Predictions in the live monitor window."),
+    monitor_min_docs: int = typer.Option(200, help="Predictions before the monitor reports."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve a pipeline over HTTP: /classify, /health, /metadata, /metrics, /monitor, /docs."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        raise ConfigError(
+            Errors.E300.format(command="serve", missing=err.name or "fastapi", extra="serve")
+        ) from None
+    from .app import SETTINGS_ENV, ServeSettings, create_app
+    from .runtime import ClassifierRuntime
+
+    if workers < 1:
+        raise ConfigError(Errors.E309.format(option="--workers", rule=">= 1", value=workers))
+    settings = ServeSettings(
+        model=model,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_texts=max_texts,
+        max_text_length=max_text_length,
+        memory_zones=memory_zones,
+        monitor_window=monitor_window,
+        monitor_min_docs=monitor_min_docs,
+    ).validate()
+    if workers == 1:
+        # Load here so that a bad MODEL is a coded error before the server starts.
+        runtime = ClassifierRuntime.load(
+            model, memory_zones=memory_zones, batch_size=max_batch_size
+        )
+        uvicorn.run(create_app(settings, runtime), host=host, port=port, log_level=log_level)
+        return
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    uvicorn.run(
+        "textcat_kit.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )

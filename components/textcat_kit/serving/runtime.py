@@ -1,0 +1,172 @@
+"""Run a text classification pipeline on plain texts and return plain Python results.
+
+Shared by ``textcat-kit serve`` (one call per micro-batch) and ``textcat-kit monitor``.
+It uses only the public ``Doc`` API of the pipeline: ``doc.cats`` (probabilities, as the
+pipeline's calibrator left them) and ``doc._.decided_labels`` (set by the decision
+component). A doc is *abstained* when the task is exclusive and no label was decided.
+
+Each call runs inside ``nlp.memory_zone()`` (spaCy >= 3.8): strings and vocab entries
+the batch adds are freed when the zone closes, so a long-running service does not grow
+with every new word it sees. Everything returned is copied out of the docs before the
+zone closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..errors import ConfigError, Errors, Warnings
+
+DECIDED = "decided_labels"
+
+
+def find_classifier(nlp: Language) -> tuple[str, Any, bool]:
+    """(name, component, exclusive) of the pipeline's last text classifier.
+
+    A spaCy ``TextCategorizer`` (exclusive unless multi-label), or any component exposing
+    ``labels`` and ``is_exclusive`` (the ONNX classifier does).
+    """
+    from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
+
+    found: list[tuple[str, Any, bool]] = []
+    for name, pipe in nlp.pipeline:
+        if hasattr(pipe, "labels") and hasattr(pipe, "is_exclusive"):
+            found.append((name, pipe, bool(pipe.is_exclusive)))
+        elif isinstance(pipe, TextCategorizer):
+            found.append((name, pipe, not isinstance(pipe, MultiLabel_TextCategorizer)))
+    if not found:
+        raise ConfigError(
+            Errors.E010.format(
+                expected=("textcat", "textcat_multilabel"), pipe_names=nlp.pipe_names
+            )
+        )
+    return found[-1]
+
+
+@dataclass
+class BatchOutput:
+    """Outputs for a list of texts, aligned with it."""
+
+    cats: list[dict[str, float]]
+    decided: list[list[str]]
+    probs: np.ndarray
+    """(n_texts, n_labels) probabilities in :attr:`ClassifierRuntime.labels` order."""
+
+
+class ClassifierRuntime:
+    """A loaded pipeline plus what a service needs to know about it."""
+
+    def __init__(
+        self, nlp: Language, *, model: str = "", memory_zones: bool = True, batch_size: int = 256
+    ) -> None:
+        self.nlp = nlp
+        self.model = model
+        self.memory_zones = memory_zones and hasattr(nlp, "memory_zone")
+        self.batch_size = batch_size
+        self.textcat_name, textcat, self.exclusive = find_classifier(nlp)
+        self.labels: list[str] = list(textcat.labels)
+        self.has_decision = any(
+            DECIDED in str(assigns)
+            for assigns in (nlp.get_pipe_meta(name).assigns for name in nlp.pipe_names)
+        )
+        if not self.has_decision:
+            warnings.warn(Warnings.W300, stacklevel=2)
+        self._index = {label: j for j, label in enumerate(self.labels)}
+
+    @classmethod
+    def load(cls, model: str | Path, **kwargs: Any) -> ClassifierRuntime:
+        """Load a pipeline directory or an installed pipeline package."""
+        return cls(spacy.load(model), model=str(model), **kwargs)
+
+    @property
+    def model_path(self) -> Path | None:
+        """Directory the pipeline was loaded from (a package's data directory too)."""
+        path = getattr(self.nlp, "path", None) or getattr(self.nlp, "_path", None)
+        if path is None and self.model and Path(self.model).is_dir():
+            path = Path(self.model)
+        return Path(path) if path is not None else None
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        meta = self.nlp.meta
+        return {
+            "name": f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}",
+            "version": str(meta.get("version", "0.0.0")),
+        }
+
+    @property
+    def task(self) -> str:
+        return "exclusive" if self.exclusive else "multilabel"
+
+    def metadata(self) -> dict[str, Any]:
+        """Labels, task, thresholds and test metrics (meta.json) of the pipeline."""
+        meta = self.nlp.meta
+        thresholds: dict[str, Any] = {}
+        for name, pipe in self.nlp.pipeline:
+            if DECIDED in str(self.nlp.get_pipe_meta(name).assigns):
+                thresholds = {
+                    "component": name,
+                    "per_label": dict(getattr(pipe, "thresholds", {}) or {}),
+                    "global": getattr(pipe, "global_threshold", None),
+                    "abstain": getattr(pipe, "abstain_threshold", None),
+                }
+        kit = meta.get("textcat_kit", {}) or {}
+        return {
+            "model": self.model_info,
+            "labels": self.labels,
+            "task": self.task,
+            "pipeline": list(self.nlp.pipe_names),
+            "thresholds": thresholds,
+            "decided_labels": "decision component" if self.has_decision else "fallback (W300)",
+            "test_metrics": kit.get("test_metrics") or meta.get("performance", {}),
+            "spacy_version": meta.get("spacy_version"),
+        }
+
+    @contextlib.contextmanager
+    def _zone(self) -> Iterator[None]:
+        if self.memory_zones:
+            with self.nlp.memory_zone():
+                yield
+        else:
+            yield
+
+    def _decided(self, doc: Doc, probs: np.ndarray) -> list[str]:
+        decided = doc._.get(DECIDED) if Doc.has_extension(DECIDED) else None
+        if decided is not None:
+            return list(decided)
+        if self.exclusive:
+            return [self.labels[int(probs.argmax())]] if probs.size else []
+        return [label for label, p in zip(self.labels, probs.tolist()) if p >= 0.5]
+
+    def run(self, texts: Sequence[str]) -> BatchOutput:
+        """Classify ``texts`` with ``nlp.pipe`` inside one memory zone."""
+        n_labels = len(self.labels)
+        probs = np.zeros((len(texts), n_labels), dtype=np.float64)
+        cats_out: list[dict[str, float]] = []
+        decided_out: list[list[str]] = []
+        labels = self.labels
+        with self._zone():
+            for i, doc in enumerate(self.nlp.pipe(texts, batch_size=self.batch_size)):
+                cats = doc.cats
+                row = [float(cats.get(label, 0.0)) for label in labels]
+                probs[i] = row
+                cats_out.append(dict(zip(labels, row)))
+                decided_out.append(self._decided(doc, probs[i]))
+        return BatchOutput(cats=cats_out, decided=decided_out, probs=probs)
+
+    def decided_matrix(self, decided: Sequence[Sequence[str]]) -> np.ndarray:
+        out = np.zeros((len(decided), len(self.labels)), dtype=bool)
+        for i, doc_labels in enumerate(decided):
+            for label in doc_labels:
+                out[i, self._index[label]] = True
+        return out
