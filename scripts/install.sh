@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install the project.
-#   bash scripts/install.sh          -> the package + what the bow/cnn workflows need
+#   bash scripts/install.sh          -> the package + what the project workflows need
+#                                       (bow/cnn training, reports, `spacy package` wheels)
 #   bash scripts/install.sh --dev    -> + every extra (transformers, onnx, labelstudio, dev)
 #                                       + a separate venv with a Label Studio server for the
 #                                       integration tests (.cache/labelstudio-venv)
@@ -22,6 +23,6 @@ if [ "${1:-}" = "--dev" ]; then
     .cache/labelstudio-venv/bin/python -m pip install --quiet --disable-pip-version-check "label-studio==${LABEL_STUDIO_VERSION}"
   fi
 else
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[report]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[project]"
 fi
 echo "installed into $(pwd)/.venv"

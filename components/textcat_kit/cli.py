@@ -163,6 +163,9 @@ def tune_command(
     ),
     n_folds: int = typer.Option(5, help="Folds for cross-fitting calibrator and thresholds."),
     seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier output of this command (never other files)."
+    ),
 ) -> None:
     """Fit a calibrator and per-label thresholds on dev and save a pipeline that applies them."""
     from .tuning import tune_pipeline
@@ -174,6 +177,7 @@ def tune_command(
         calibration=calibration,
         n_folds=n_folds,
         seed=seed,
+        overwrite=overwrite,
         decision_config={
             "objective": objective,
             "beta": beta,
@@ -190,6 +194,21 @@ def tune_command(
     if summary["abstain"]:
         typer.echo(f"abstain: {summary['abstain']}")
     typer.echo(f"wrote {output_dir}")
+    _print_diagnosis(summary.get("diagnosis"))
+
+
+def _print_diagnosis(diagnosis: dict[str, Any] | None) -> None:
+    """Print the findings of :func:`textcat_kit.diagnostics.diagnose` as the last lines."""
+    if not diagnosis:
+        return
+    from .errors import Warnings
+
+    for finding in diagnosis.get("findings", []):
+        typer.echo(f"warning: {finding['message']}", err=True)
+    if diagnosis.get("degenerate"):
+        reasons = "; ".join(f["code"] for f in diagnosis["findings"] if f.get("degenerate"))
+        line = "!" * 88
+        typer.echo(f"{line}\n{Warnings.W008.format(reasons=reasons)}\n{line}", err=True)
 
 
 @app.command("package")
@@ -209,6 +228,9 @@ def package_command(
     kit_source: Path | None = typer.Option(
         None, help="Source tree of spacy-textcat-kit (default: this one)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier output of this command (never other files)."
+    ),
 ) -> None:
     """Build the pipeline wheel (meta: labels, test metrics, data) and a kit wheel beside it."""
     from .packaging import package_pipeline
@@ -221,6 +243,7 @@ def package_command(
         metrics_path=metrics,
         data_path=data,
         kit_source=kit_source,
+        overwrite=overwrite,
     )
     typer.echo(f"pipeline wheel: {pipeline_wheel}")
     typer.echo(f"kit wheel:      {kit_wheel}")

@@ -10,15 +10,21 @@ package's own wheel is written to the same directory, so
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import srsly
 
 from . import __version__
+from .errors import Warnings
+from .safe_write import atomic_dir
 
 KIT_DISTRIBUTION = "spacy-textcat-kit"
 
@@ -69,12 +75,19 @@ def build_meta(
         meta["performance"] = {**meta.get("performance", {}), **_performance(metrics)}
     meta["textcat_kit"] = {
         "version": __version__,
+        "degenerate": bool(((metrics or {}).get("diagnosis") or {}).get("degenerate", False)),
         "task": metrics.get("task") if metrics else None,
         "test_metrics": {k: v for k, v in (metrics or {}).items() if k != "per_label"},
         "per_label": (metrics or {}).get("per_label", {}),
         "data": data or {},
     }
     return meta
+
+
+def package_name(name: str) -> str:
+    """A name ``spacy package`` accepts: letters, digits and underscores."""
+    cleaned = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
+    return cleaned or "pipeline"
 
 
 def package_pipeline(
@@ -86,15 +99,30 @@ def package_pipeline(
     metrics_path: Path | None = None,
     data_path: Path | None = None,
     kit_source: Path | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, Path]:
-    """Write the pipeline wheel and the package wheel to ``output_dir``; return both paths."""
+    """Write the pipeline wheel and the package wheel to ``output_dir``; return both paths.
+
+    The pipeline package directory (``output_dir/<lang>_<name>-<version>``) is written through
+    :func:`textcat_kit.safe_write.atomic_dir`: an earlier one is replaced only with
+    ``overwrite``, a directory textcat-kit did not write never. A model whose test metrics
+    say it learned nothing is packaged with ``textcat_kit.degenerate = true`` in its meta
+    and a loud [W008] warning.
+    """
+    name = package_name(name)
     metrics = srsly.read_json(metrics_path) if metrics_path else None
     data = srsly.read_json(data_path) if data_path else None
     meta = build_meta(model_dir, name, version, metrics, data)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        meta_path = Path(tmp) / "meta.json"
+    diagnosis = (metrics or {}).get("diagnosis") or {}
+    if diagnosis.get("degenerate"):
+        reasons = "; ".join(f.get("code", "") for f in diagnosis.get("findings", []))
+        warnings.warn(Warnings.W008.format(reasons=reasons), stacklevel=2)
+    lang = meta["lang"]
+    package_dir = output_dir / f"{lang}_{name}-{version}"
+    with atomic_dir(package_dir, overwrite=overwrite, command="textcat-kit package") as tmp:
+        meta_path = tmp / "_meta.json"
         srsly.write_json(meta_path, meta)
+        build_root = tmp / "_build"
         subprocess.run(
             [
                 sys.executable,
@@ -102,7 +130,7 @@ def package_pipeline(
                 "spacy",
                 "package",
                 str(model_dir),
-                str(output_dir),
+                str(build_root),
                 "--meta-path",
                 str(meta_path),
                 "--name",
@@ -111,27 +139,34 @@ def package_pipeline(
                 version,
                 "--build",
                 "wheel",
-                "--force",
             ],
             check=True,
         )
-    lang = meta["lang"]
-    pipeline_wheels = sorted((output_dir / f"{lang}_{name}-{version}" / "dist").glob("*.whl"))
-    if not pipeline_wheels:
-        raise FileNotFoundError(f"[E021] spacy package wrote no wheel under {output_dir}")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--quiet",
-            "-w",
-            str(output_dir),
-            str(kit_source or kit_source_dir()),
-        ],
-        check=True,
-    )
+        built = build_root / f"{lang}_{name}-{version}"
+        for item in built.iterdir():
+            os.rename(item, tmp / item.name)
+        shutil.rmtree(build_root)
+        meta_path.unlink()
+        if not list((tmp / "dist").glob("*.whl")):
+            raise FileNotFoundError(f"[E021] spacy package wrote no wheel under {built}")
+    pipeline_wheels = sorted((package_dir / "dist").glob("*.whl"))
+    with tempfile.TemporaryDirectory(dir=output_dir) as wheel_tmp:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--quiet",
+                "-w",
+                wheel_tmp,
+                str(kit_source or kit_source_dir()),
+            ],
+            check=True,
+        )
+        for wheel in Path(wheel_tmp).glob("*.whl"):
+            os.chmod(wheel, 0o644)
+            os.replace(wheel, output_dir / wheel.name)
     kit_wheels = sorted(output_dir.glob("spacy_textcat_kit-*.whl"))
     return pipeline_wheels[-1], kit_wheels[-1]
