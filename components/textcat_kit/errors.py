@@ -51,7 +51,7 @@ class Errors:
     )
     E006 = (
         "[E006] {path}: unsupported file type '{suffix}'. Use .csv, .tsv or .jsonl "
-        "(or pass --format)."
+        "(or pass --format csv|tsv|jsonl for another suffix)."
     )
     E007 = (
         "[E007] {path}:{line}: {n_labels} labels given for an exclusive task ({labels}). Use "
@@ -95,6 +95,43 @@ class Errors:
         "changed. Choose another output path."
     )
     E025 = "[E025] {path} is a directory; expected a file path for this output."
+    E026 = (
+        "[E026] --n-folds {n_folds}: cross-fitting needs at least 2 folds (5 is usual; tune "
+        "uses fewer by itself when dev is tiny)."
+    )
+    E027 = (
+        "[E027] --output-dir {output} contains the model being tuned ({model}); writing there "
+        "would destroy it. Use a sibling such as <training dir>/model-tuned."
+    )
+    E028 = "[E028] {path} holds no docs. Tune and evaluate need a non-empty .spacy file."
+
+    # --- E060-E079: robustness agent (textcat-kit train, training schedule) ---
+    E060 = (
+        "[E060] {path} not found. `textcat-kit train` needs a corpus directory written by "
+        "`textcat-kit corpus` (train.spacy, dev.spacy, data.json); run it on {corpus_dir} first."
+    )
+    E061 = (
+        "[E061] {path} holds no docs. Rebuild {corpus_dir} with `textcat-kit corpus` from a "
+        "file with labelled rows."
+    )
+    E062 = (
+        "[E062] {path}: an exclusive classifier needs at least 2 labels, found {labels}. Add "
+        "examples of another class, or build the corpus with --multilabel."
+    )
+    E063 = (
+        "[E063] Cannot plan training for {n_docs} training docs, batch size {batch_size}, "
+        "{epochs} epochs: all must be >= 1. Check [training.batcher.size] and "
+        "[training] max_epochs in the config, and that train.spacy is not empty."
+    )
+    E064 = (
+        "[E064] {path}:{line}: not valid JSON ({error}). Rebuild the corpus with "
+        "`textcat-kit corpus`, or delete the file to let `train` infer the task from the data."
+    )
+    E065 = (
+        "[E065] Config {path} not found (variants there: {options}). Pass --variant with one "
+        "of them, --configs-dir with the folder holding textcat[_multilabel]_<variant>.cfg, or "
+        "--config PATH."
+    )
 
     # Codes moved here from the former per-module tables (numbers and messages unchanged).
 
@@ -428,6 +465,71 @@ class Errors:
     )
 
     # --- E200-E249: data agent (readers, corpus, Label Studio import frictions) ---
+    E200 = (
+        "[E200] {path}:{line}: the header names {names} more than once ({header}); a second "
+        "column of the same name would hide the first. Rename the duplicate columns."
+    )
+    E201 = (
+        "[E201] {path}:{line}: a quoted field opens here and never closes (the rest of the file, "
+        "{n_lines} lines, would become one field): a stray '\"' at the start of a field? Quote "
+        "the field and double the quotes inside it, remove the stray quote, or pass --lenient to "
+        "skip this line (reading resumes on the next). A TSV is read without quote processing "
+        "unless --tsv-quoting csv."
+    )
+    E202 = (
+        "[E202] {path}:{line}: stray '\"' at column {column} in a quoted field that starts on "
+        "line {start} (near: {context!r}). Inside a quoted field a quote must be doubled "
+        "(\"\"), and the closing quote must be followed by the delimiter or the line end. "
+        "Fix the row, or pass --lenient to skip it."
+    )
+    E203 = (
+        "[E203] {path}:{line}: {n_fields} fields, the header has {expected} ({columns}); "
+        "{hint} Fix the row, or pass --lenient to skip it."
+    )
+    E204 = (
+        "[E204] {path}:{line}: the file is not UTF-8 (byte 0x{byte} at offset {offset}); it looks "
+        "like {guess}. Re-save it as UTF-8, e.g. `iconv -f {guess} -t UTF-8 {path} > "
+        "fixed{suffix}`, or pass --lenient to skip the rows that do not decode."
+    )
+    E205 = (
+        "[E205] {path}: the file is {guess}, not UTF-8. Re-save it as UTF-8, e.g. "
+        "`iconv -f {guess} -t UTF-8 FILE > FILE.utf8` (Excel: Save As > CSV UTF-8)."
+    )
+    E206 = (
+        "[E206] {path}:{line}: the '{key}' dict is not a map of label to score: {detail}. Scores "
+        "must be numbers in [0, 1] (or true/false). Fix the record, or pass --lenient to skip it."
+    )
+    E207 = (
+        "[E207] {what} must be {expected}; got {value}. Fix the option (see textcat-kit corpus "
+        "--help)."
+    )
+    E208 = (
+        "[E208] {path}:{line}: label id {value!r} is not a {base}-based index into the {n} labels "
+        "of the labels file (valid ids: {low}..{high}). Check --label-ids (0 if the first label "
+        "is id 0, 1 if it is id 1) and the labels file, or pass --lenient to skip the row."
+    )
+    E209 = (
+        "[E209] --label-ids {base} maps numeric label ids to names through a labels file, and "
+        "none was given. Pass --labels FILE (one label per line or a JSON list, in id order)."
+    )
+    E210 = (
+        "[E210] {path}:{line}: the label field '{key}' cannot be read: {detail}. Give one "
+        "label, labels joined by the separator, or a JSON list of labels; or pass --lenient."
+    )
+    E211 = (
+        "[E211] {path}:{line}: the text or label holds an unpaired surrogate (e.g. a JSON "
+        "'\\ud800' escape), which is not a character and cannot be stored. Fix the record, "
+        "or pass --lenient to skip it."
+    )
+    E212 = (
+        "[E212] {path}: {n} usable record(s) are too few to carve a {split} split (each split "
+        "needs at least one). Give more data, or pass --{split} with a file."
+    )
+    E213 = (
+        "[E213] {source}: the export has no '{column}' column. {why} Export again from Label "
+        "Studio without removing columns (Export > {fmt}, or `GET /api/projects/ID/export?"
+        "exportType={fmt}`), or export JSON, which always carries task and annotation ids."
+    )
 
     # --- E250-E299: pipeline (classifier-owned calibration/decision state, fitted-state
     # validation, benchmarks) ---
@@ -508,6 +610,53 @@ class Errors:
     )
 
     # --- E350-E399: scoring ---
+    E350 = (
+        "[E350] {path}: unsupported input type '{suffix}'. score reads .csv, .tsv, .jsonl and "
+        ".parquet files (or a directory / glob of them)."
+    )
+    E351 = (
+        "[E351] score: no input files in '{spec}' ({detail}). Pass a file, a directory or a "
+        "quoted glob such as 'data/*.parquet'."
+    )
+    E352 = "[E352] --text-key '{value}' names no field. Pass e.g. --text-key text or title,body."
+    E353 = "[E353] {path}: {detail}. Fix the header (one unique name per column)."
+    E354 = (
+        "[E354] {path}: no column '{missing}' (available: {available}). Pass --text-key / "
+        "--id-key with names from this file."
+    )
+    E355 = (
+        "[E355] --top-k {top_k} is out of range: the pipeline has {n_labels} labels. Use 1 to "
+        "{n_labels}, or leave it out for all probabilities."
+    )
+    E356 = (
+        "[E356] {directory} holds the parts of an interrupted score run. Pass --resume to "
+        "continue it, or --overwrite to discard it and start again."
+    )
+    E357 = (
+        "[E357] Cannot resume: {directory} was written with other settings ({keys} differ: "
+        "model, input files, fields, format or engine). Run with the same settings, or pass "
+        "--overwrite (without --resume) to start again."
+    )
+    E358 = (
+        "[E358] {path}: --format {fmt} does not match the suffix '{suffix}'. Drop --format or "
+        "change the output name."
+    )
+    E359 = (
+        "[E359] score: --n-process ({n_process}), --batch-size ({batch_size}) and --shard-size "
+        "({shard_size}) must be >= 1."
+    )
+    E360 = (
+        "[E360] {directory}: the engine finished but no complete output for {files}. Rerun "
+        "with --resume to score what is missing."
+    )
+    E361 = (
+        "[E361] --engine ray needs Ray Data ({error}). Install the extra: pip install "
+        "'spacy-textcat-kit[ray]'."
+    )
+    E362 = (
+        "[E362] Ray write task: block of shard {shard} has rows {first}..{last} with gaps; "
+        "the datasource yields consecutive rows per block. Report this with the Ray version."
+    )
 
     # --- E400-E449: labels (cross-validation, label issues, explain, suggest) ---
     E400 = (
@@ -664,6 +813,11 @@ class Warnings:
         "(are they shuffled or constant?), the amount of data per label, and the training log; "
         "see the warnings above."
     )
+    W010 = (
+        "[W010] {path} has only {n_docs} doc(s): cross-fitting uses {used} fold(s) instead of "
+        "{n_folds} (0 = calibrator and thresholds fitted and checked on the same docs, so dev "
+        "figures are optimistic). Label more data for a reliable dev set."
+    )
     W009 = (
         "[W009] this warning occurred {count} times in this run (the first ones are shown "
         "above): {message}"
@@ -678,6 +832,25 @@ class Warnings:
     )
 
     # --- W200-W249: data agent ---
+    W200 = (
+        "[W200] {path}: {n} record(s) span several lines because a quoted field holds a line "
+        "break (first: lines {first}). Check them if the file should have one record a line."
+    )
+    W201 = (
+        "[W201] {path}: {n} field(s) look CSV-quoted (\"...\"), and this TSV is read without "
+        "quote processing, so the quotes are part of the text. If the file was written with "
+        "CSV quoting (e.g. pandas to_csv(sep='\\t')), pass --tsv-quoting csv."
+    )
+    W202 = (
+        "[W202] label(s) {labels} occur in {where} but not in the training data; the model "
+        "cannot learn them."
+    )
+    W203 = (
+        "[W203] Label Studio {source}: the 'id' column holds a task data field named 'id', "
+        "not the task id (Label Studio's CSV/TSV export writes task data over the task id). "
+        "Rows are grouped by that field; task ids are unknown, so the unlabelled tasks cannot "
+        "be pushed back from this file. Export JSON for task ids."
+    )
 
     # --- W250-W299: pipeline ---
 
@@ -693,6 +866,11 @@ class Warnings:
     )
 
     # --- W350-W399: scoring ---
+    W350 = (
+        "[W350] The pipeline has no textcat_kit_decision component, so the 'labels' column "
+        "holds {rule} and nothing abstains. Run `textcat-kit tune` to score with tuned "
+        "thresholds."
+    )
 
     # --- W400-W449: labels ---
     W400 = (
