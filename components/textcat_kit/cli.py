@@ -35,34 +35,76 @@ def corpus_command(
     train: Path = typer.Option(
         ..., exists=True, dir_okay=False, help="Training file (CSV/TSV/JSONL)."
     ),
-    test: Path = typer.Option(
-        ..., exists=True, dir_okay=False, help="Test file, used only for the final evaluation."
-    ),
     output_dir: Path = typer.Option(
-        ..., help="Where train/dev/test.spacy, labels.json and data.json go."
+        ...,
+        help="Directory for train/dev/test.spacy, labels.json, data.json and the data report "
+        "(written atomically; an existing one only if textcat-kit wrote it, with --overwrite).",
     ),
     dev: Path | None = typer.Option(
-        None, exists=True, dir_okay=False, help="Dev file; if absent a stratified split of train."
+        None, exists=True, dir_okay=False, help="Dev file; if absent a stratified carve of train."
     ),
-    text_key: str = typer.Option("text", help="Column / key holding the text."),
+    test: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Test file, used only for the final evaluation; if absent a stratified carve of "
+        "train (--test-fraction).",
+    ),
+    text_key: str = typer.Option(
+        "text",
+        help="Column / key holding the text; several separated by commas (title,body) are "
+        "joined with a line break.",
+    ),
     label_key: str | None = typer.Option(
         None, help="Column / key holding the label(s); default: label | labels | cats."
+    ),
+    multilabel: str = typer.Option(
+        "auto",
+        help="auto (detect from the data: any record with no or several labels makes it "
+        "multi-label; the choice is printed and kept in data.json) | true | false.",
+    ),
+    label_sep: str = typer.Option(
+        ",", help="Separator of several labels in one cell (JSON lists are detected too)."
+    ),
+    test_fraction: float = typer.Option(
+        0.2, help="Share of train carved out as test when there is no --test file."
+    ),
+    dev_fraction: float = typer.Option(
+        0.1, help="Share of train carved out as dev when there is no --dev file."
+    ),
+    seed: int = typer.Option(0, help="Seed of the carved splits."),
+    name: str = typer.Option("", help="Dataset name recorded in data.json."),
+    labels: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Label set: JSON list or one per line."
+    ),
+    label_ids: str = typer.Option(
+        "none",
+        help="none: labels are names | 0 or 1: labels are 0- or 1-based ids into --labels "
+        "(out-of-range ids are errors).",
+    ),
+    labels_are_indices: bool = typer.Option(
+        False, "--labels-are-indices", hidden=True, help="Deprecated: same as --label-ids 0."
+    ),
+    lenient: bool = typer.Option(
+        False, "--lenient", help="Skip and count malformed records instead of stopping."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier output of this command (only that)."
+    ),
+    report_dir: Path | None = typer.Option(
+        None, help="Also write data_report.{json,md} here (always in --output-dir)."
+    ),
+    tsv_quoting: str = typer.Option(
+        "none",
+        help="none: a TSV line is one record, quotes are text | csv: TSV written with CSV "
+        "quoting (e.g. pandas).",
+    ),
+    file_format: str = typer.Option(
+        "auto", "--format", help="auto (from the suffix) | csv | tsv | jsonl."
     ),
     columns: str | None = typer.Option(
         None, help="Comma-separated column names for header-less CSV/TSV."
     ),
-    multilabel: bool = typer.Option(False, "--multilabel", help="Several labels per text allowed."),
-    label_sep: str = typer.Option(",", help="Separator of several labels in one CSV/TSV cell."),
-    labels: Path | None = typer.Option(
-        None, exists=True, dir_okay=False, help="Label set: JSON list or one per line."
-    ),
-    labels_are_indices: bool = typer.Option(
-        False, "--labels-are-indices", help="Labels in the data are 0-based indices into --labels."
-    ),
-    dev_fraction: float = typer.Option(
-        0.1, help="Share of train used as dev when there is no dev file."
-    ),
-    seed: int = typer.Option(0, help="Seed of the dev split."),
     lang: str = typer.Option("en", help="spaCy language code for tokenisation."),
     drop_leaked: bool = typer.Option(
         False,
@@ -70,25 +112,25 @@ def corpus_command(
         help="Drop dev/test texts that duplicate an earlier split (normalised).",
     ),
     min_count: int = typer.Option(20, help="Report labels with fewer examples than this."),
-    report_dir: Path | None = typer.Option(None, help="Where data_report.{json,md} go."),
-    lenient: bool = typer.Option(
-        False, "--lenient", help="Skip and count malformed rows instead of stopping."
-    ),
-    name: str = typer.Option("", help="Dataset name recorded in data.json."),
 ) -> None:
-    """Convert labelled CSV/TSV/JSONL into spaCy corpora with a data report."""
-    from .data.corpus_builder import build_corpus
-    from .data.readers import ReadSettings
+    """Convert labelled CSV/TSV/JSONL into spaCy corpora with labels.json, data.json and a
+    data report; every record is written, or skipped with a reason and counted."""
+    from .data.corpus_builder import accounting_line, build_corpus, corpus_settings
 
-    settings = ReadSettings(
+    settings = corpus_settings(
         text_key=text_key,
         label_key=label_key,
-        columns=[c.strip() for c in columns.split(",")] if columns else None,
+        columns=columns,
         multilabel=multilabel,
         label_sep=label_sep,
+        label_ids=label_ids,
         labels_are_indices=labels_are_indices,
         lenient=lenient,
+        tsv_quoting=tsv_quoting,
+        file_format=file_format,
     )
+    if labels_are_indices:
+        typer.echo("--labels-are-indices is deprecated; use --label-ids 0.", err=True)
     summary = build_corpus(
         train=train,
         dev=dev,
@@ -97,22 +139,26 @@ def corpus_command(
         settings=settings,
         labels_file=labels,
         dev_fraction=dev_fraction,
+        test_fraction=test_fraction,
         seed=seed,
         lang=lang,
         drop_leaked=drop_leaked,
         min_count=min_count,
         report_dir=report_dir,
         dataset_name=name,
+        overwrite=overwrite,
     )
-    for split, acc in summary.accounting.items():
-        skipped = sum(acc["skipped"].values())
-        typer.echo(
-            f"{split}: {acc['rows_in']} rows in = {acc['written']} written + {skipped} skipped "
-            f"{acc['skipped'] or ''}"
-        )
-    typer.echo(f"labels: {len(summary.labels)}; docs: {summary.n_docs}")
+    for message in summary.messages:
+        typer.echo(message)
+    for source, acc in summary.accounting.items():
+        typer.echo(accounting_line(source, acc))
+    typer.echo(
+        f"labels: {len(summary.labels)} ({'multi-label' if summary.multilabel else 'exclusive'})"
+        f"; docs: {summary.n_docs}"
+    )
     for pair, found in summary.report["leakage"].items():
         typer.echo(f"leakage {pair}: {found['n_exact']} exact, {found['n_normalised']} normalised")
+    typer.echo(f"wrote {output_dir} (train/dev/test.spacy, labels.json, data.json, data_report.*)")
 
 
 @app.command("evaluate")
@@ -122,19 +168,39 @@ def evaluate_command(
         ..., exists=True, dir_okay=False, help="Held-out .spacy file (the test split)."
     ),
     output_dir: Path = typer.Option(..., help="Where metrics.json and report.md go."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier output of this command (never other files)."
+    ),
 ) -> None:
     """Evaluate a pipeline on a held-out split: per-label P/R/F, AUC, calibration."""
     from .evaluation import evaluate_to_dir
 
-    result = evaluate_to_dir(model, data, output_dir)
-    summary = {
-        k: round(result[k], 4)
-        for k in ("accuracy", "macro_f", "micro_f", "macro_auc")
-        if k in result
-    }
-    typer.echo(f"{data} ({result['n_docs']} docs, decisions: {result['decision_rule']}): {summary}")
-    typer.echo(f"calibration: { {k: round(v, 4) for k, v in result['calibration'].items()} }")
+    result = evaluate_to_dir(model, data, output_dir, overwrite=overwrite)
+
+    def fmt(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    typer.echo(f"{data}: {result['n_docs']} docs, {result['task']}")
+    if "argmax" in result:
+        typer.echo(
+            f"  argmax (every text gets its top label): accuracy {fmt(result['accuracy'])}, "
+            f"macro-F1 {fmt(result['argmax']['macro_f'])}"
+        )
+    if result["decision_rule"] != "argmax":
+        typer.echo(
+            f"  decided ({result['decision_rule']}; abstentions count as misses): macro-F1 "
+            f"{fmt(result['macro_f'])}, micro-F1 {fmt(result['micro_f'])}, coverage "
+            f"{fmt(result['coverage'])}"
+        )
+    typer.echo(f"  macro ROC AUC {fmt(result['macro_auc'])}")
+    typer.echo(f"  calibration: { {k: v for k, v in result['calibration'].items()} }")
+    if result.get("labels_absent_from_data"):
+        typer.echo(
+            f"  labels with no example (left out of macro averages): "
+            f"{', '.join(result['labels_absent_from_data'])}"
+        )
     typer.echo(f"wrote {output_dir / 'metrics.json'} and {output_dir / 'report.md'}")
+    _print_diagnosis(result.get("diagnosis"))
 
 
 @app.command("tune")
@@ -262,6 +328,12 @@ def _mount_subcommands() -> None:
     app.command("serve")(serve_command)
     app.command("monitor")(monitor_command)
     app.command("monitor-reference")(monitor_reference_command)
+    from .scoring.cli import score_command
+
+    app.command("score")(score_command)
+    from .training import train_command
+
+    app.command("train")(train_command)
 
 
 _mount_subcommands()
