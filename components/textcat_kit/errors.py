@@ -525,6 +525,11 @@ class Errors:
         "[E212] {path}: {n} usable record(s) are too few to carve a {split} split (each split "
         "needs at least one). Give more data, or pass --{split} with a file."
     )
+    E214 = (
+        "[E214] {path}:{line}: the header has no column '{key}' (columns: {available}). Pass "
+        "--text-key with the right column name (several joined: --text-key title,body), or "
+        "--columns NAMES for a file without a header."
+    )
     E213 = (
         "[E213] {source}: the export has no '{column}' column. {why} Export again from Label "
         "Studio without removing columns (Export > {fmt}, or `GET /api/projects/ID/export?"

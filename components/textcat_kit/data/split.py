@@ -17,7 +17,12 @@ from .records import Record
 def stratified_split(
     records: Sequence[Record], dev_fraction: float, seed: int = 0
 ) -> tuple[list[Record], list[Record]]:
-    """Split ``records`` into ``(train, dev)``; every record lands in exactly one part."""
+    """Split ``records`` into ``(train, dev)``; every record lands in exactly one part.
+
+    The last training example of a label is never moved, so a label with one or two
+    examples may have none in ``dev``; the caller reports such labels. ``dev`` gets at
+    least one record whenever some record's labels all have a second example.
+    """
     if not 0.0 < dev_fraction < 1.0:
         raise ValueError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
     rng = random.Random(seed)
@@ -46,6 +51,15 @@ def stratified_split(
         ):
             dev_idx.add(index)
             in_dev.update(labels)
+    if not dev_idx and len(records) >= 2:
+        # Tiny data: no label reached its share of one example. Take one example whose
+        # labels all keep a training example, so the split is never empty when it can
+        # be filled.
+        for index in order:
+            labels = records[index].labels
+            if all(label_counts[label] > 1 for label in labels):
+                dev_idx.add(index)
+                break
     train = [r for i, r in enumerate(records) if i not in dev_idx]
     dev = [r for i, r in enumerate(records) if i in dev_idx]
     return train, dev
