@@ -17,7 +17,7 @@ LABEL_STUDIO_VERSION=${LABEL_STUDIO_VERSION:-1.23.2}
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==${TORCH_VERSION}"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,report,transformers,onnx,labelstudio,serve]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,report,transformers,onnx,labelstudio,serve,score,ray]"
   if [ ! -x .cache/labelstudio-venv/bin/label-studio ]; then
     "$PYTHON" -m venv .cache/labelstudio-venv
     .cache/labelstudio-venv/bin/python -m pip install --quiet --disable-pip-version-check "label-studio==${LABEL_STUDIO_VERSION}"
