@@ -1,0 +1,273 @@
+"""``score_files``: a scoring job from input files to an output file (or directory).
+
+Output layout:
+
+* ``OUTPUT`` ending in ``.parquet`` or ``.jsonl``: parts are written to ``OUTPUT.parts/``
+  while the job runs; at the end they are concatenated in input order into ``OUTPUT``
+  (temporary sibling, then one rename) and the parts directory is removed.
+* any other ``OUTPUT``: a directory of parts (``--format parquet|jsonl``) that stays as
+  the result, readable as a dataset by pyarrow / pandas / DuckDB / Spark (bookkeeping
+  files start with ``_``); ``_summary.json`` appears when the job is complete.
+
+Rejected records go to ``--rejects`` (default ``OUTPUT`` with ``.rejects.jsonl`` for a
+file, ``OUTPUT/_rejects.jsonl`` for a directory), one JSON object per record with
+``source``, ``row``, ``line`` (CSV / JSONL), ``id``, ``reason`` and ``detail``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError, Errors, OutputError
+from ..safe_write import MARKER, atomic_file
+from .inputs import Fields, InputFile, discover_inputs, parquet_columns, read_csv_header
+from .inputs import check_columns as _check_columns
+from .progress import Progress
+from .results import OutputSpec, warn_if_untuned
+from .store import OutputFormat, PartStore, Summary
+
+Engine = Literal["local", "ray"]
+OUTPUT_SUFFIXES: dict[str, OutputFormat] = {".parquet": "parquet", ".jsonl": "jsonl"}
+JOB_VERSION = 1
+
+
+@dataclass
+class ScoreSettings:
+    """Options of a scoring job (the ``textcat-kit score`` options)."""
+
+    text_key: str = "text"
+    id_key: str | None = None
+    top_k: int | None = None
+    n_process: int | None = None
+    batch_size: int = 1000
+    shard_size: int = 100_000
+    resume: bool = False
+    overwrite: bool = False
+    engine: Engine = "local"
+    ray_address: str | None = None
+    rejects: Path | None = None
+    output_format: OutputFormat | None = None
+    progress: bool = True
+
+
+@dataclass
+class ScoreResult:
+    output: Path
+    rejects: Path
+    summary: Summary
+    resumed_parts: int = 0
+    ignored_files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class _Layout:
+    output: Path
+    fmt: OutputFormat
+    as_directory: bool
+    parts: Path
+    rejects: Path
+
+
+def _layout(output: Path, settings: ScoreSettings) -> _Layout:
+    output = output.absolute()
+    suffix = output.suffix.lower()
+    if suffix in OUTPUT_SUFFIXES and not output.is_dir():
+        fmt = OUTPUT_SUFFIXES[suffix]
+        if settings.output_format and settings.output_format != fmt:
+            raise ConfigError(
+                Errors.E358.format(path=output, fmt=settings.output_format, suffix=suffix)
+            )
+        rejects = settings.rejects or output.with_name(output.stem + ".rejects.jsonl")
+        parts = output.with_name(output.name + ".parts")
+        return _Layout(output, fmt, False, parts, Path(rejects).absolute())
+    fmt = settings.output_format or "parquet"
+    rejects = settings.rejects or output / "_rejects.jsonl"
+    return _Layout(output, fmt, True, output, Path(rejects).absolute())
+
+
+def _model_fingerprint(model: str | Path) -> dict[str, Any]:
+    path = Path(model)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = item.stat()
+            digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return {"model": str(path.absolute()), "model_files": digest.hexdigest()}
+    return {"model": str(model)}
+
+
+def _check_inputs(files: list[InputFile], fields: Fields) -> list[int | None]:
+    """File-level checks before any scoring (columns exist, no duplicate header names);
+    returns the row count of each Parquet file (None for text files)."""
+    counts: list[int | None] = []
+    for file in files:
+        if file.fmt == "parquet":
+            counts.append(parquet_columns(file, fields))
+        else:
+            if file.fmt in ("csv", "tsv") and file.size:
+                columns, _, _ = read_csv_header(file)
+                _check_columns(file, columns, fields)
+            counts.append(None)
+    return counts
+
+
+def _check_outputs(layout: _Layout, settings: ScoreSettings) -> None:
+    """Refuse before scoring anything what would be refused at the end."""
+    if not layout.as_directory:
+        if layout.output.exists() and not settings.overwrite:
+            raise OutputError(Errors.E023.format(path=layout.output, option="--overwrite"))
+    else:
+        out = layout.output
+        if out.exists() and not out.is_dir():
+            raise OutputError(Errors.E024.format(path=out))
+        if out.is_dir() and any(out.iterdir()) and not PartStore(out, layout.fmt).exists():
+            raise OutputError(Errors.E022.format(path=out))
+        if (out / "_summary.json").exists() and not settings.overwrite:
+            raise OutputError(Errors.E023.format(path=out, option="--overwrite"))
+    if layout.rejects.is_dir():
+        raise OutputError(Errors.E025.format(path=layout.rejects))
+    inside = layout.as_directory and layout.rejects.parent == layout.output
+    if layout.rejects.exists() and not settings.overwrite and not inside:
+        raise OutputError(Errors.E023.format(path=layout.rejects, option="--overwrite"))
+
+
+def score_files(
+    model: str | Path,
+    input_spec: str | Path,
+    output: str | Path,
+    settings: ScoreSettings | None = None,
+) -> ScoreResult:
+    """Score every record of ``input_spec`` with the pipeline ``model`` into ``output``."""
+    import spacy
+
+    settings = settings or ScoreSettings()
+    if (
+        (settings.n_process is not None and settings.n_process < 1)
+        or settings.batch_size < 1
+        or settings.shard_size < 1
+    ):
+        raise ConfigError(
+            Errors.E359.format(
+                n_process=settings.n_process,
+                batch_size=settings.batch_size,
+                shard_size=settings.shard_size,
+            )
+        )
+    if settings.engine not in ("local", "ray"):
+        raise ConfigError(
+            Errors.E013.format(what="engine", value=settings.engine, options="local, ray")
+        )
+    fields = Fields.parse(settings.text_key, settings.id_key)
+    files, ignored = discover_inputs(input_spec)
+    layout = _layout(Path(output), settings)
+    _check_outputs(layout, settings)
+    row_counts = _check_inputs(files, fields)
+    nlp = spacy.load(model)
+    spec = OutputSpec.from_pipeline(nlp, top_k=settings.top_k, with_id=fields.id_key is not None)
+    warn_if_untuned(spec)
+    shard_size = -(-settings.shard_size // settings.batch_size) * settings.batch_size
+    job = {
+        "version": JOB_VERSION,
+        "engine": settings.engine,
+        **_model_fingerprint(model),
+        "inputs": [f.fingerprint() for f in files],
+        "text_keys": list(fields.text_keys),
+        "id_key": fields.id_key,
+        "format": layout.fmt,
+        "output": spec.to_json(),
+        "shard_size": shard_size,
+    }
+    store = PartStore(layout.parts, layout.fmt)
+    resumed = 0
+    if store.exists():
+        if settings.overwrite and not settings.resume:
+            shutil.rmtree(layout.parts)
+            store.create(job)
+        elif settings.resume:
+            store.check_job(job)
+            resumed = len(store.parts())
+        else:
+            raise OutputError(Errors.E356.format(directory=layout.parts))
+    elif layout.parts.exists() and not layout.as_directory:
+        raise OutputError(Errors.E022.format(path=layout.parts))
+    else:
+        store.create(job)
+    progress = Progress([f.size for f in files], enabled=settings.progress)
+    if settings.engine == "ray":
+        from .ray_engine import run_ray
+
+        shards = run_ray(
+            model,
+            spec,
+            files,
+            fields,
+            store,
+            n_process=settings.n_process,
+            batch_size=settings.batch_size,
+            shard_size=shard_size,
+            row_counts=row_counts,
+            address=settings.ray_address,
+        )
+    else:
+        from .local import run_local
+
+        run_local(
+            nlp,
+            spec,
+            files,
+            fields,
+            store,
+            n_process=settings.n_process or 1,
+            batch_size=settings.batch_size,
+            shard_size=shard_size,
+            progress=progress,
+            row_counts=row_counts,
+        )
+        shards = store.complete_shards()
+    summary = store.summary(shards)
+    _finish(layout, store, shards, spec, summary, settings)
+    return ScoreResult(layout.output, layout.rejects, summary, resumed, ignored)
+
+
+def _finish(
+    layout: _Layout,
+    store: PartStore,
+    shards: dict[int, Any],
+    spec: OutputSpec,
+    summary: Summary,
+    settings: ScoreSettings,
+) -> None:
+    with atomic_file(layout.rejects, overwrite=True) as tmp:
+        store.assemble_rejects(shards, tmp)
+    if layout.as_directory:
+        payload = {"summary": summary.to_json(), "output": spec.to_json(), "format": layout.fmt}
+        (layout.output / "_summary.json").write_text(json.dumps(payload, indent=2) + "\n")
+        (layout.output / MARKER).write_text(json.dumps({"written_by": "score"}) + "\n")
+        return
+    with atomic_file(layout.output, overwrite=settings.overwrite) as tmp:
+        store.assemble(shards, tmp, spec.schema())
+    shutil.rmtree(layout.parts)
+
+
+def print_result(result: ScoreResult) -> None:
+    """What the CLI prints at the end (stdout): accounting and where things went."""
+    print(result.summary.line())
+    print(f"output: {result.output}")
+    print(f"rejects: {result.rejects} ({result.summary.rejected} records)")
+    if result.ignored_files:
+        names = ", ".join(p.name for p in result.ignored_files[:5])
+        more = len(result.ignored_files) - 5
+        print(
+            f"ignored {len(result.ignored_files)} file(s) with other suffixes: {names}"
+            + (f" and {more} more" if more > 0 else ""),
+            file=sys.stderr,
+        )
+
+
+__all__ = ["ScoreResult", "ScoreSettings", "print_result", "score_files"]
