@@ -658,9 +658,9 @@ class Errors:
         "[E361] --engine ray needs Ray Data ({error}). Install the extra: pip install "
         "'spacy-textcat-kit[ray]'."
     )
-    E362 = (
-        "[E362] Ray write task: block of shard {shard} has rows {first}..{last} with gaps; "
-        "the datasource yields consecutive rows per block. Report this with the Ray version."
+    E363 = (
+        "[E363] score needs pyarrow ({error}). Install the extra: pip install "
+        "'spacy-textcat-kit[score]'."
     )
 
     # --- E400-E449: labels (cross-validation, label issues, explain, suggest) ---

@@ -147,6 +147,10 @@ def score_files(
     import spacy
 
     settings = settings or ScoreSettings()
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(Errors.E363.format(error=err)) from None
     if (
         (settings.n_process is not None and settings.n_process < 1)
         or settings.batch_size < 1
