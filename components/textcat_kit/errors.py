@@ -613,6 +613,10 @@ class Errors:
         "[E315] {path}:{line}: label '{label}' is not predicted by the pipeline ({n_labels} "
         "labels). Fix the row or drop --label-key."
     )
+    E316 = (
+        "[E316] {method} {path}: {detail}. Endpoints: POST /classify, GET /health, /metadata, "
+        "/metrics, /monitor, /docs."
+    )
 
     # --- E350-E399: scoring ---
     E350 = (

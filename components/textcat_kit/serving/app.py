@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError, Errors, TextcatKitError
 from ..monitoring.live import SlidingWindow
@@ -373,6 +374,18 @@ def create_app(settings: ServeSettings, runtime: ClassifierRuntime | None = None
         metrics=lazy_metrics,
         max_body_bytes=settings.max_body_bytes,
     )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI could not even decode
+            return error_response(400, Errors.E301.format(detail=exc.detail))
+        message = Errors.E316.format(
+            method=request.method, path=request.url.path, detail=exc.detail
+        )
+        response = error_response(exc.status_code, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
