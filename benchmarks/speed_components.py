@@ -57,7 +57,7 @@ def best_us_per_doc(step: Step, batches: list[list[Any]], repeats: int) -> float
 def component_steps(nlp: Any, texts: list[str]) -> tuple[dict[str, Step], list[list[Any]]]:
     """Every step as a function of a batch of docs, and the scored batches to run it on."""
     from textcat_kit.evaluation import find_textcat
-    from textcat_kit.pipeline._state import cats_to_array, write_cats
+    from textcat_kit.pipeline.fitted import cats_to_array, write_cats
 
     extra = [name for name in OUR_COMPONENTS if name in nlp.pipe_names]
     textcat = find_textcat(nlp)[1]

@@ -255,7 +255,7 @@ def test_timed_steps_write_what_the_components_write(results: dict[str, Any]) ->
     """The steps timed by speed_components.py, run by hand, give the pipeline's exact output."""
     import spacy
 
-    from textcat_kit.pipeline._state import cats_to_array, write_cats
+    from textcat_kit.pipeline.fitted import cats_to_array, write_cats
 
     nlp = spacy.load(results["workdir"] / "emotions" / "bow" / "model-tuned")
     texts = ["I love this, thank you!", "This is awful.", "Why would you do that?", ""]

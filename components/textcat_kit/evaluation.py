@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import spacy
@@ -20,9 +20,11 @@ from spacy.language import Language
 from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from spacy.tokens import Doc, DocBin
 
-from .errors import ConfigError, Errors
+from .diagnostics import diagnose
+from .errors import ConfigError, DataError, Errors
 from .maths import metrics
-from .pipeline._state import FittedComponent
+from .pipeline.fitted import raw_scores
+from .safe_write import atomic_dir, check_target
 
 TEXTCAT_FACTORIES = ("textcat", "textcat_multilabel")
 
@@ -93,10 +95,6 @@ def calibration_metrics(probs: np.ndarray, gold: np.ndarray, exclusive: bool) ->
     }
 
 
-def _decision(nlp: Language) -> Any:
-    return nlp.get_pipe("textcat_kit_decision")
-
-
 def _prf_block(
     decided: np.ndarray, gold: np.ndarray, labels: Sequence[str], thresholds: np.ndarray | None
 ) -> dict[str, Any]:
@@ -111,10 +109,15 @@ def _prf_block(
         }
         for j, label in enumerate(labels)
     }
+    # Macro averages over the labels present in the gold data: a label with no example
+    # has no defined recall, and counting it as 0 would punish the model for the data.
+    present = prf.support > 0
+    if not present.any():
+        present = np.ones_like(present, dtype=bool)
     return {
-        "macro_p": prf.macro_p,
-        "macro_r": prf.macro_r,
-        "macro_f": prf.macro_f,
+        "macro_p": float(prf.precision[present].mean()) if len(labels) else 0.0,
+        "macro_r": float(prf.recall[present].mean()) if len(labels) else 0.0,
+        "macro_f": float(prf.f1[present].mean()) if len(labels) else 0.0,
         "micro_p": prf.micro_p,
         "micro_r": prf.micro_r,
         "micro_f": prf.micro_f,
@@ -137,28 +140,26 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
     component present, the same texts are also scored with both disabled (``raw``),
     so the report shows calibration before/after and 0.5 / global / tuned thresholds.
     """
-    _, textcat = find_textcat(nlp)
+    textcat_name, textcat = find_textcat(nlp)
     labels = list(textcat.labels)
     exclusive = is_exclusive(textcat)
     gold = cats_matrix(gold_docs, labels)
     texts = [doc.text for doc in gold_docs]
-    extra = [n for n in ("textcat_kit_calibrator", "textcat_kit_decision") if n in nlp.pipe_names]
-    # One pass: the classifier's raw scores are read before our components overwrite them
-    # (the same steps nlp.pipe runs; the copy is not timed).
+    # One pass: the classifier's raw scores are read before its fitted calibration and
+    # decisions are applied (the same steps nlp.pipe runs; the copy is not timed).
     start = time.perf_counter()
-    with nlp.select_pipes(disable=extra):
+    with raw_scores(nlp, textcat_name) as fitted:
         predicted = list(nlp.pipe(texts, batch_size=batch_size))
     seconds = time.perf_counter() - start
     raw = cats_matrix(predicted, labels)
     start = time.perf_counter()
-    for name in extra:
-        component = cast(FittedComponent, nlp.get_pipe(name))
-        predicted = list(component.pipe(predicted, batch_size=batch_size))
+    fitted.apply(predicted)
     seconds += time.perf_counter() - start
+    extra = fitted.is_fitted
+    decision = fitted.decision
     probs = cats_matrix(predicted, labels)
     decided, decision_rule, thresholds = _decisions(predicted, labels, probs, exclusive)
-    if decision_rule == "decision component":
-        decision = _decision(nlp)
+    if decision_rule == "decision component" and decision is not None:
         if not exclusive:
             thresholds = np.array([decision.thresholds[label] for label in labels])
     result: dict[str, Any] = {
@@ -176,10 +177,10 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
         argmax = _prf_block(_argmax(probs), gold, labels, None)
         result["argmax"] = {k: v for k, v in argmax.items() if k != "per_label"}
         correct = probs.argmax(axis=1) == gold.argmax(axis=1)
-        if decision_rule == "decision component":
+        if decision_rule == "decision component" and decision is not None:
             kept = decided.sum(axis=1) > 0
             result["abstain"] = {
-                "threshold": _decision(nlp).abstain_threshold,
+                "threshold": decision.abstain_threshold,
                 "coverage": float(kept.mean()),
                 "precision": float(correct[kept].mean()) if kept.any() else 0.0,
             }
@@ -192,8 +193,8 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
             "calibration": calibration_metrics(raw, gold, exclusive),
         }
         result["_raw_probs"] = raw
-        if not exclusive and "textcat_kit_decision" in extra:
-            fit_info = _decision(nlp).fit_info
+        if not exclusive and decision is not None:
+            fit_info = decision.fit_info
             global_t = fit_info.get("raw_global_threshold")
             if global_t is not None:
                 block = _prf_block(metrics.decide(raw, global_t), gold, labels, None)
@@ -201,42 +202,86 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
                     "threshold": global_t,
                     **{k: v for k, v in block.items() if k != "per_label"},
                 }
+    result["labels_absent_from_data"] = [
+        label for label, row in result["per_label"].items() if row["support"] == 0
+    ]
+    result["diagnosis"] = diagnose(
+        probs, gold, labels, exclusive, decided if not exclusive else None, where="test"
+    ).to_dict()
     result["_probs"] = probs
     result["_gold"] = gold
     return result
 
 
+def _fmt(value: Any, digits: int = 4) -> str:
+    """A number for the report; NaN / None (undefined on this data) as 'n/a'."""
+    if value is None:
+        return "n/a"
+    value = float(value)
+    return "n/a" if not np.isfinite(value) else f"{value:.{digits}f}"
+
+
 def report_markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
-    """A readable table of :func:`evaluate`'s result."""
+    """A readable report of :func:`evaluate`'s result.
+
+    A degenerate model (see :mod:`textcat_kit.diagnostics`) gets its warning first, before
+    any figure. The headline table puts the argmax figures (every text gets its top label)
+    and the figures of the pipeline's own decisions (abstentions / tuned thresholds) side by
+    side, each row saying what it is.
+    """
     lines = [f"# {title}", ""]
+    diagnosis = result.get("diagnosis") or {}
+    if diagnosis.get("degenerate"):
+        lines += [f"> **{banner_text(diagnosis)}**", ">"]
+        lines += [f"> - {finding['message']}" for finding in diagnosis.get("findings", [])]
+        lines += ["> ", "> The calibration (ECE) figures below are not evidence of quality.", ""]
     lines.append(
-        f"- task: {result['task']}, docs: {result['n_docs']}, decisions: {result['decision_rule']}"
+        f"- task: {result['task']}, docs: {result['n_docs']}, labels: {len(result['labels'])}"
     )
-    if "accuracy" in result:
-        lines.append(f"- accuracy: {result['accuracy']:.4f}, coverage: {result['coverage']:.4f}")
-    lines.append(
-        f"- macro P/R/F: {result['macro_p']:.4f} / {result['macro_r']:.4f} / "
-        f"{result['macro_f']:.4f}"
-    )
-    lines.append(
-        f"- micro P/R/F: {result['micro_p']:.4f} / {result['micro_r']:.4f} / "
-        f"{result['micro_f']:.4f}"
-    )
-    lines.append(f"- macro AUC: {result['macro_auc']:.4f}")
+    absent = result.get("labels_absent_from_data") or []
+    if absent:
+        lines.append(
+            f"- {len(absent)} label(s) have no example in this data and are left out of the "
+            f"macro averages: {', '.join(absent)}"
+        )
+    lines += [
+        "",
+        "| decisions | what it is | coverage | macro P | macro R | macro F | micro F |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    if "argmax" in result:
+        a = result["argmax"]
+        lines.append(
+            f"| argmax | every text gets its top label (accuracy {_fmt(result['accuracy'])}) "
+            f"| 1.0000 | {_fmt(a['macro_p'])} | {_fmt(a['macro_r'])} | {_fmt(a['macro_f'])} "
+            f"| {_fmt(a['micro_f'])} |"
+        )
+    if result["decision_rule"] != "argmax":
+        if "abstain" in result and result["abstain"].get("threshold") is not None:
+            ab = result["abstain"]
+            what = (
+                f"the pipeline's labels: abstains below confidence {_fmt(ab['threshold'], 3)} "
+                f"(precision on kept texts {_fmt(ab['precision'])}); an abstention counts as "
+                "a miss"
+            )
+        elif result["task"] == "exclusive":
+            what = "the pipeline's labels (top label; no abstention fitted)"
+        else:
+            what = f"the pipeline's labels ({result['decision_rule']})"
+        lines.append(
+            f"| decided | {what} | {_fmt(result['coverage'])} | {_fmt(result['macro_p'])} "
+            f"| {_fmt(result['macro_r'])} | {_fmt(result['macro_f'])} | "
+            f"{_fmt(result['micro_f'])} |"
+        )
+    lines += [""]
+    lines.append(f"- macro ROC AUC: {_fmt(result['macro_auc'])}")
     cal = result["calibration"]
     lines.append(
-        f"- calibration: top-label ECE {cal['top_label_ece']:.4f}, class-wise ECE "
-        f"{cal['classwise_ece']:.4f}, Brier {cal['brier']:.4f}, log loss {cal['log_loss']:.4f}"
+        f"- calibration: top-label ECE {_fmt(cal['top_label_ece'])}, class-wise ECE "
+        f"{_fmt(cal['classwise_ece'])}, Brier {_fmt(cal['brier'])}, log loss "
+        f"{_fmt(cal['log_loss'])}"
     )
-    lines.append(f"- speed: {result['docs_per_second']:.0f} docs/s (nlp.pipe, this machine)")
-    if "argmax" in result and result["decision_rule"] != "argmax":
-        lines.append(f"- argmax (no abstention) macro F: {result['argmax']['macro_f']:.4f}")
-    if "abstain" in result:
-        ab = result["abstain"]
-        lines.append(
-            f"- abstain below {ab['threshold']:.3f}: coverage {ab['coverage']:.4f}, "
-            f"precision on kept docs {ab['precision']:.4f}"
-        )
+    lines.append(f"- speed: {_fmt(result['docs_per_second'], 0)} docs/s (nlp.pipe, this machine)")
     if "raw" in result:
         raw = result["raw"]
         lines += ["", "## Before / after calibration and thresholds", ""]
@@ -247,50 +292,90 @@ def report_markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
         ]
         rc, cc = raw["calibration"], result["calibration"]
         lines.append(
-            f"| raw | {raw['rule']} | {raw['macro_f']:.4f} | {raw['micro_f']:.4f} | "
-            f"{rc['top_label_ece']:.4f} | {rc['classwise_ece']:.4f} | {rc['brier']:.4f} "
-            f"| {rc['log_loss']:.4f} |"
+            f"| raw | {raw['rule']} | {_fmt(raw['macro_f'])} | {_fmt(raw['micro_f'])} | "
+            f"{_fmt(rc['top_label_ece'])} | {_fmt(rc['classwise_ece'])} | {_fmt(rc['brier'])} "
+            f"| {_fmt(rc['log_loss'])} |"
         )
         if "raw_global_threshold" in result:
             g = result["raw_global_threshold"]
             lines.append(
-                f"| raw | best global threshold on dev ({g['threshold']:.3f}) | "
-                f"{g['macro_f']:.4f} | {g['micro_f']:.4f} | | | | |"
+                f"| raw | best global threshold on dev ({_fmt(g['threshold'], 3)}) | "
+                f"{_fmt(g['macro_f'])} | {_fmt(g['micro_f'])} | | | | |"
             )
         lines.append(
-            f"| calibrated | {result['decision_rule']} | {result['macro_f']:.4f} | "
-            f"{result['micro_f']:.4f} | {cc['top_label_ece']:.4f} | "
-            f"{cc['classwise_ece']:.4f} | {cc['brier']:.4f} | {cc['log_loss']:.4f} |"
+            f"| calibrated | {result['decision_rule']} | {_fmt(result['macro_f'])} | "
+            f"{_fmt(result['micro_f'])} | {_fmt(cc['top_label_ece'])} | "
+            f"{_fmt(cc['classwise_ece'])} | {_fmt(cc['brier'])} | {_fmt(cc['log_loss'])} |"
         )
-    lines += ["", "| label | P | R | F | support | threshold |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Per label (decided)",
+        "",
+        "| label | P | R | F | support | threshold |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     rows = sorted(result["per_label"].items(), key=lambda item: item[1]["f"])
     for label, row in rows:
-        threshold = f"{row['threshold']:.3f}" if "threshold" in row else "argmax"
+        threshold = _fmt(row["threshold"], 3) if "threshold" in row else "argmax"
+        note = " (no example: not averaged)" if row["support"] == 0 else ""
         lines.append(
-            f"| {label} | {row['p']:.3f} | {row['r']:.3f} | {row['f']:.3f} | {row['support']} "
-            f"| {threshold} |"
+            f"| {label}{note} | {row['p']:.3f} | {row['r']:.3f} | {row['f']:.3f} "
+            f"| {row['support']} | {threshold} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def evaluate_to_dir(model: str | Path, data: Path, output_dir: Path) -> dict[str, Any]:
-    """Load ``model``, evaluate it on ``data`` and write ``metrics.json`` + ``report.md``."""
+def banner_text(diagnosis: dict[str, Any]) -> str:
+    """The [W008] line of a diagnosis dict (as stored in metrics.json)."""
+    from .errors import Warnings
+
+    reasons = "; ".join(f["code"] for f in diagnosis.get("findings", []) if f.get("degenerate"))
+    return Warnings.W008.format(reasons=reasons)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN / inf (undefined on tiny or one-class data) become null: metrics.json stays JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def evaluate_to_dir(
+    model: str | Path, data: Path, output_dir: Path, *, overwrite: bool = False
+) -> dict[str, Any]:
+    """Load ``model``, evaluate it on ``data`` and write ``metrics.json`` + ``report.md``.
+
+    ``output_dir`` is written through :func:`textcat_kit.safe_write.atomic_dir` (an earlier
+    report is replaced only with ``overwrite``; other directories never).
+    """
+    check_target(Path(output_dir), overwrite=overwrite)
     nlp = spacy.load(model)
     gold_docs = load_gold(nlp, data)
+    if not gold_docs:
+        raise DataError(Errors.E028.format(path=data))
     result = evaluate(nlp, gold_docs)
     arrays = {k: result.pop(k) for k in list(result) if k.startswith("_")}
     result["model"] = str(model)
     result["data"] = str(data)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    srsly.write_json(output_dir / "metrics.json", result)
-    try:
-        from .plots import write_plots
-    except ImportError:  # matplotlib is the optional [report] extra
-        result["plots"] = []
-    else:
-        result["plots"] = write_plots(result, arrays, output_dir)
-    markdown = report_markdown(result, title=f"Evaluation of {Path(model).name} on {data.name}")
-    if result["plots"]:
-        markdown += "\n" + "\n".join(f"![{p}]({p})" for p in result["plots"]) + "\n"
-    (output_dir / "report.md").write_text(markdown, encoding="utf8")
+    result = _json_safe(result)
+    with atomic_dir(output_dir, overwrite=overwrite, command="textcat-kit evaluate") as tmp:
+        srsly.write_json(tmp / "metrics.json", result)
+        try:
+            from .plots import write_plots
+        except ImportError:  # matplotlib is the optional [report] extra
+            plots: list[str] = []
+        else:
+            plots = write_plots(result, arrays, tmp) if len(gold_docs) >= 2 else []
+        result["plots"] = plots
+        name = Path(str(model)).name
+        markdown = report_markdown(result, title=f"Evaluation of {name} on {data.name}")
+        if plots:
+            markdown += "\n" + "\n".join(f"![{p}]({p})" for p in plots) + "\n"
+        (tmp / "report.md").write_text(markdown, encoding="utf8")
     return result

@@ -22,8 +22,8 @@ from spacy.language import Language
 
 from .errors import ConfigError, Errors, Warnings
 from .evaluation import find_textcat
-from .pipeline._state import cats_to_array
 from .pipeline.decision import EXTENSION
+from .pipeline.fitted import cats_to_array
 
 #: The pipeline the forked workers run (set in the parent just before the pool forks).
 _WORKER_NLP: Language | None = None

@@ -34,7 +34,7 @@ from spacy.util import ensure_path, minibatch
 from spacy.vocab import Vocab
 
 from ..errors import ConfigError, Errors
-from ..pipeline._state import write_classifier_scores
+from ..pipeline.fitted import ClassifierState, OwnsFittedState
 from .alignment import alignment_pairs
 from .encoder import OnnxEncoder
 from .head import ClassifierHead
@@ -116,11 +116,9 @@ def make_onnx_textcat(
     )
 
 
-class OnnxTextCategorizer(Pipe):
-    """Scores ``doc.cats`` with an ONNX encoder, a fast tokenizer and a NumPy output layer."""
-
-    #: Calibrator / decision components after it may take its batch scores (_handoff).
-    hands_off_scores = True
+class OnnxTextCategorizer(OwnsFittedState, Pipe):
+    """Scores ``doc.cats`` with an ONNX encoder, a fast tokenizer and a NumPy output layer;
+    once tuned, calibrates them and sets ``doc._.decided_labels`` (like our classifiers)."""
 
     def __init__(
         self,
@@ -163,6 +161,7 @@ class OnnxTextCategorizer(Pipe):
         self.tokenizer: WordpieceTokenizer | None = None
         self.encoder: OnnxEncoder | None = None
         self._model_source: bytes | Path | None = None
+        self.fitted = ClassifierState()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -263,8 +262,9 @@ class OnnxTextCategorizer(Pipe):
 
     def set_annotations(self, docs: Iterable[Doc], scores: FloatArray) -> None:
         """Write a Python float for every label into ``doc.cats``, as spaCy's textcat does;
-        inside ``nlp.pipe`` a calibrator / decision right after it is applied first."""
-        write_classifier_scores(self, docs, scores)
+        once tuned, calibrated, with ``doc._.decided_labels``
+        (:class:`~textcat_kit.pipeline.fitted.ClassifierState`)."""
+        self._annotate(docs, np.asarray(scores, dtype=np.float64))
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None
@@ -324,6 +324,7 @@ class OnnxTextCategorizer(Pipe):
         )
         if not loaded_from_here:
             model_path.write_bytes(self._model_bytes())
+        self.fitted.to_disk(directory, self.labels)
 
     def from_disk(
         self, path: str | Path, *, exclude: Iterable[str] = tuple()
@@ -343,6 +344,7 @@ class OnnxTextCategorizer(Pipe):
             tokenizer_settings=TokenizerSettings.from_dict(cfg["tokenizer"]),
             model=(directory / MODEL_FILE).resolve(),
         )
+        self.fitted.from_disk(directory, self.labels)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
@@ -353,6 +355,7 @@ class OnnxTextCategorizer(Pipe):
                 "head": head.to_dict(),
                 "tokenizer": tokenizer.tokenizer_json,
                 "model": self._model_bytes(),
+                "fitted": self.fitted.to_bytes_dict(self.labels),
             }
         )
 
@@ -368,6 +371,7 @@ class OnnxTextCategorizer(Pipe):
             tokenizer_settings=TokenizerSettings.from_dict(msg["cfg"]["tokenizer"]),
             model=msg["model"],
         )
+        self.fitted.from_bytes_dict(msg.get("fitted", {}), self.labels)
         return self
 
     def _apply_cfg(self, cfg: dict[str, Any]) -> None:

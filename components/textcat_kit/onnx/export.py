@@ -38,6 +38,7 @@ from spacy.language import Language
 from .. import __version__
 from ..errors import ConfigError
 from ..errors import Errors as OnnxErrors
+from ..pipeline.fitted import OwnsFittedState
 from .component import FACTORY_NAME, OnnxTextCategorizer
 from .head import ClassifierHead
 from .pooling import REDUCTIONS
@@ -186,6 +187,8 @@ def export_onnx_pipeline(
             tokenizer_settings=tokenizer_settings,
             model=model_path.read_bytes(),
         )
+        if isinstance(textcat, OwnsFittedState):  # tuned: calibration + decisions move along
+            component.fitted = textcat.fitted
         nlp.meta["requirements"] = _runtime_requirements(nlp.meta.get("requirements", []))
         nlp.to_disk(out_dir)
     _clean_saved_config(out_dir, removed=[pair.transformer_name])

@@ -10,8 +10,10 @@ maps the scores through a calibrator fitted on held-out data by ``textcat-kit tu
 * ``platt`` / ``isotonic`` (multi-label): one binary calibrator per label.
 * ``auto``: temperature for an exclusive classifier, Platt for a multi-label one.
 
-The maths lives in :mod:`textcat_kit.maths.calibration`; this module only moves
-``doc.cats`` in and out of arrays, one batch at a time. Fitted state is JSON.
+Our own classifiers apply their calibration themselves (:mod:`textcat_kit.pipeline.fitted`);
+this component is for classifiers that are not ours. The maths lives in
+:mod:`textcat_kit.maths.calibration`; this module only moves ``doc.cats`` in and out of
+arrays, one batch at a time. Fitted state is JSON (``calibrator.json``), checked on load.
 """
 
 from __future__ import annotations
@@ -30,9 +32,8 @@ from ..maths.calibration import (
     Calibrator,
     PerLabelCalibration,
     TemperatureScaling,
-    calibrator_from_dict,
 )
-from ._state import FittedComponent
+from .fitted import FittedComponent, calibrator_state, load_calibrator
 
 
 @Language.factory(
@@ -43,9 +44,7 @@ from ._state import FittedComponent
 )
 def make_calibrator(nlp: Language, name: str, method: str, min_positives: int) -> Calibration:
     """Create a calibrator; it is fitted by ``textcat-kit tune`` (or :meth:`Calibration.fit`)."""
-    calibration = Calibration(nlp.vocab, name=name, method=method, min_positives=min_positives)
-    calibration.set_pipeline(nlp)
-    return calibration
+    return Calibration(nlp.vocab, name=name, method=method, min_positives=min_positives)
 
 
 class Calibration(FittedComponent):
@@ -141,12 +140,8 @@ class Calibration(FittedComponent):
 
     # Serialisation -------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        return {
-            "labels": self.labels,
-            "calibrator": self.calibrator.to_dict() if self.calibrator is not None else None,
-        }
+        return calibrator_state(self.labels, self.calibrator)
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self._labels = list(state.get("labels", []))
-        data = state.get("calibrator")
-        self.calibrator = calibrator_from_dict(data) if data else None
+    def _set_state(self, state: dict[str, Any], source: str) -> None:
+        self.calibrator = load_calibrator(state, source)
+        self._labels = list(state["labels"])

@@ -53,7 +53,7 @@ from thinc.types import Floats2d
 from ..architectures import fit_idf
 from ..errors import ConfigError, Errors
 from ..maths.losses import gradient_wrt_probabilities
-from ._state import write_classifier_scores
+from .fitted import ClassifierState, OwnsFittedState
 from .losses import TextcatLoss
 
 default_loss_config = """
@@ -162,11 +162,9 @@ def make_weighted_multilabel_textcat(
     )
 
 
-class _WeightedLossMixin(TextCategorizer):
-    """The loss, its fitted state and its serialisation, shared by both classifiers."""
-
-    #: Calibrator / decision components after it may take its batch scores (_handoff).
-    hands_off_scores = True
+class _WeightedLossMixin(OwnsFittedState, TextCategorizer):
+    """The loss, the fitted calibration / decision state and their serialisation, shared by
+    both classifiers."""
 
     exclusive_classes: bool = True
     loss: TextcatLoss
@@ -197,8 +195,9 @@ class _WeightedLossMixin(TextCategorizer):
         return scores
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
-        """Write ``doc.cats`` (see :func:`~textcat_kit.pipeline._state.write_classifier_scores`)."""
-        write_classifier_scores(self, docs, self.model.ops.to_numpy(scores))
+        """Write ``doc.cats``: calibrated, with ``doc._.decided_labels``, once tuned
+        (:class:`~textcat_kit.pipeline.fitted.ClassifierState`)."""
+        self._annotate(docs, np.asarray(self.model.ops.to_numpy(scores), dtype=np.float64))
 
     def get_loss(  # type: ignore[override]
         self, examples: Iterable[Example], scores: Floats2d
@@ -261,6 +260,7 @@ class _WeightedLossMixin(TextCategorizer):
             "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
             "model": self.model.to_bytes,
             "loss": lambda: json.dumps(self.loss.to_dict()),
+            "fitted": lambda: self.fitted.to_bytes_dict(self.labels),
         }
         return util.to_bytes(serialize, exclude)
 
@@ -269,24 +269,34 @@ class _WeightedLossMixin(TextCategorizer):
     ) -> "_WeightedLossMixin":
         """Load what :meth:`to_bytes` wrote, including the fitted loss weights."""
         super().from_bytes(bytes_data, exclude=exclude)
-        util.from_bytes(bytes_data, {"loss": lambda b: self.loss.from_dict(json.loads(b))}, exclude)
+        setters: dict[str, Callable[[Any], Any]] = {
+            "loss": lambda b: self.loss.from_dict(json.loads(b)),
+            "fitted": lambda d: self.fitted.from_bytes_dict(d, self.labels),
+        }
+        util.from_bytes(bytes_data, setters, exclude)
         return self
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
-        """spaCy's files (cfg, model) plus ``loss.json`` with the fitted loss weights."""
+        """spaCy's files (cfg, model), ``loss.json`` with the fitted loss weights and, once
+        tuned, ``calibrator.json`` / ``decision.json``."""
         super().to_disk(path, exclude=exclude)
         if "loss" not in exclude:
             state = json.dumps(self.loss.to_dict(), indent=2)
             (Path(path) / LOSS_FILE).write_text(state + "\n", encoding="utf8")
+        if "fitted" not in exclude:
+            self.fitted.to_disk(Path(path), self.labels)
 
     def from_disk(
         self, path: str | Path, *, exclude: Iterable[str] = tuple()
     ) -> "_WeightedLossMixin":
-        """Load what :meth:`to_disk` wrote; a missing ``loss.json`` leaves the loss unfitted."""
+        """Load what :meth:`to_disk` wrote; a missing ``loss.json`` leaves the loss unfitted,
+        missing ``calibrator.json`` / ``decision.json`` leave the classifier untuned."""
         super().from_disk(path, exclude=exclude)
         loss_path = Path(path) / LOSS_FILE
         if "loss" not in exclude and loss_path.exists():
             self.loss.from_dict(json.loads(loss_path.read_text(encoding="utf8")))
+        if "fitted" not in exclude:
+            self.fitted.from_disk(Path(path), self.labels)
         return self
 
 
@@ -308,6 +318,7 @@ class WeightedTextCategorizer(_WeightedLossMixin, TextCategorizer):
     ) -> None:
         super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
         self._set_loss(loss, output_gradient)
+        self.fitted = ClassifierState()
 
     def initialize(
         self,
@@ -342,6 +353,7 @@ class WeightedMultiLabelTextCategorizer(_WeightedLossMixin, MultiLabel_TextCateg
     ) -> None:
         super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
         self._set_loss(loss, output_gradient)
+        self.fitted = ClassifierState()
 
     def initialize(  # type: ignore[override]
         self,
