@@ -1,0 +1,383 @@
+"""Pretrained encoders on CPU: bow vs frozen sentence-embedding head vs distilled bow vs TF-IDF+LR.
+
+One run trains, tunes (``textcat-kit tune``'s code: cross-fitted calibration and thresholds
+on dev) and evaluates (``textcat_kit.evaluation.evaluate`` on the official test split)
+every system on the same splits, and times training and inference:
+
+* ``tfidf_lr``: scikit-learn TF-IDF + LogisticRegression (C chosen on dev; compare.py's);
+* ``bow``: ``configs/textcat_bow.cfg`` (or the multi-label one) with ``spacy train``;
+* ``embed``: ``configs/textcat_embed.cfg`` on the pinned all-MiniLM-L6-v2
+  (``spacy project run encoder-assets``); the encoder runs once per text (``encode_s``,
+  length-sorted batches, counted in its training time) and the vectors are cached on disk
+  under ``--cache-dir`` so a re-run skips it;
+* ``distil``: the bow student of :mod:`textcat_kit.distil` trained on the tuned embed
+  pipeline's calibrated probabilities (with ``--per-class``, the rest of the training
+  texts are given to it unlabelled).
+
+``--per-class N`` keeps N training examples per label (seeded), dev and test unchanged.
+Inference docs/s: one process, ``nlp.pipe`` over the test texts (the embedding cache is
+switched off for this). Results go to ``benchmarks/results/encoders_<dataset>[_<N>pc].json``
+and ``python benchmarks/encoders.py report`` writes the tables into ``docs/encoders.md``.
+
+    python benchmarks/encoders.py run --dataset banking77
+    python benchmarks/encoders.py run --dataset banking77 --per-class 10
+    python benchmarks/encoders.py report
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_systems import REPO_ROOT, Corpus, Split, TfidfLogReg, read_corpus  # noqa: E402
+
+DATASETS = {"banking77": "corpus/banking77", "goemotions": "corpus/goemotions"}
+SYSTEMS = ("tfidf_lr", "bow", "embed", "distil")
+ENCODER_DIR = "assets/encoders/all-MiniLM-L6-v2"
+DOC_PATH = REPO_ROOT / "docs" / "encoders.md"
+START, END = "<!-- encoders-benchmark:start -->", "<!-- encoders-benchmark:end -->"
+
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+def configs(exclusive: bool) -> dict[str, Path]:
+    prefix = "textcat" if exclusive else "textcat_multilabel"
+    return {
+        "bow": REPO_ROOT / "configs" / f"{prefix}_bow.cfg",
+        "embed": REPO_ROOT / "configs" / f"{prefix}_embed.cfg",
+    }
+
+
+def subset_train(corpus: Corpus, per_class: int, seed: int, out: Path) -> tuple[Path, list[str]]:
+    """``per_class`` training docs per label (first label of multi-label docs), seeded; the
+    other training texts are returned (the distilled student may use them unlabelled)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(corpus.split_path("train")).get_docs(nlp.vocab))
+    rng = random.Random(seed)
+    order = list(range(len(docs)))
+    rng.shuffle(order)
+    taken: dict[str, int] = {}
+    keep: list[int] = []
+    for i in order:
+        label = max(docs[i].cats, key=docs[i].cats.get)
+        if taken.get(label, 0) < per_class:
+            taken[label] = taken.get(label, 0) + 1
+            keep.append(i)
+    kept = set(keep)
+    DocBin(docs=[docs[i] for i in sorted(kept)], store_user_data=True).to_disk(out)
+    return out, [docs[i].text for i in range(len(docs)) if i not in kept]
+
+
+def spacy_train(config: Path, train: Path, dev: Path, output: Path, overrides: list[str]) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(config),
+        "--output",
+        str(output),
+        "--paths.train",
+        str(train),
+        "--paths.dev",
+        str(dev),
+        *overrides,
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    (output.parent / f"{output.name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"spacy train failed ({config}):\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def tune_and_evaluate(model: Path, dev: Path, test: Path, tuned: Path) -> dict[str, Any]:
+    import spacy
+
+    from textcat_kit.evaluation import evaluate, load_gold
+    from textcat_kit.tuning import tune_pipeline
+
+    start = time.perf_counter()
+    tune_pipeline(model, dev, tuned, overwrite=True)
+    tune_s = time.perf_counter() - start
+    nlp = spacy.load(tuned)
+    result = evaluate(nlp, load_gold(nlp, test))
+    return {"tune_s": tune_s, **summarise(result)}
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "macro_f": result["macro_f"],
+        "micro_f": result["micro_f"],
+        "ece": result["calibration"]["top_label_ece"],
+        "classwise_ece": result["calibration"]["classwise_ece"],
+        "decision_rule": result["decision_rule"],
+    }
+    if "accuracy" in result:
+        out["accuracy"] = result["accuracy"]
+        out["argmax_macro_f"] = result["argmax"]["macro_f"]
+    if "raw" in result:
+        out["raw_macro_f"] = result["raw"]["macro_f"]
+        out["raw_ece"] = result["raw"]["calibration"]["top_label_ece"]
+    return out
+
+
+def pipeline_docs_per_second(model: Path, texts: list[str], repeats: int) -> float:
+    """Best of ``repeats`` runs of ``nlp.pipe`` over ``texts`` (one process, no cache)."""
+    import spacy
+
+    from textcat_kit.embeddings.encoder import EmbeddingCache
+
+    nlp = spacy.load(model)
+    for _, pipe in nlp.pipeline:
+        model_ = getattr(pipe, "model", None)
+        for node in model_.walk() if model_ is not None else []:
+            if node.name == "sentence_encoder":
+                node.attrs["encoder"].cache = EmbeddingCache(0)
+    list(nlp.pipe(texts[:64]))  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _doc in nlp.pipe(texts, batch_size=256):
+            pass
+        best = max(best, len(texts) / (time.perf_counter() - start))
+    return best
+
+
+def warm_cache(encoder_dir: Path, cache_dir: Path, texts: list[str]) -> dict[str, float]:
+    """Encode ``texts`` once (length-sorted batches) into the on-disk cache the embed
+    config's layer will read; returns timings (0 texts encoded when all were cached)."""
+    from textcat_kit.embeddings.layers import build_sentence_encoder
+
+    layer = build_sentence_encoder(str(encoder_dir), cache_dir=str(cache_dir))
+    layer.initialize()
+    slot = layer.attrs["encoder"]
+    before = slot.cache.misses
+    start = time.perf_counter()
+    slot.cache.lookup(texts, slot.encoder.encode, slot.encoder.width)
+    seconds = time.perf_counter() - start
+    encoded = slot.cache.misses - before
+    return {
+        "texts": len(texts),
+        "encoded": encoded,
+        "encode_s": seconds,
+        "texts_per_s": encoded / seconds if encoded else float("nan"),
+    }
+
+
+@app.command()
+def run(
+    dataset: str = typer.Option("banking77", help="banking77 or goemotions"),
+    per_class: int = typer.Option(0, help="Training examples per label (0: all)"),
+    systems: str = typer.Option(
+        ",".join(SYSTEMS), help="Comma-separated subset of " + ",".join(SYSTEMS)
+    ),
+    workdir: Path = typer.Option(Path("training/encoders-benchmark"), help="Models go here"),
+    cache_dir: Path = typer.Option(Path(".cache/embeddings"), help="On-disk embedding cache"),
+    encoder: Path = typer.Option(Path(ENCODER_DIR), help="Encoder directory"),
+    repeats: int = typer.Option(2, help="Inference-speed repeats (best of)"),
+    seed: int = 0,
+) -> None:
+    """Train, tune, evaluate and time the systems on one dataset; write the result JSON."""
+    corpus = read_corpus(REPO_ROOT / DATASETS[dataset], dataset)
+    tag = f"{dataset}_{per_class}pc" if per_class else dataset
+    work = (REPO_ROOT / workdir / tag).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    train_path, dev_path, test_path = (corpus.split_path(s) for s in ("train", "dev", "test"))
+    unlabelled: list[str] = []
+    if per_class:
+        train_path, unlabelled = subset_train(corpus, per_class, seed, work / "train.spacy")
+        corpus = read_corpus_with_train(corpus, train_path)
+    cache = (REPO_ROOT / cache_dir).resolve()
+    encoder = (REPO_ROOT / encoder).resolve()
+    out_path = REPO_ROOT / "benchmarks" / "results" / f"encoders_{tag}.json"
+    results: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results.update(
+        {
+            "dataset": dataset,
+            "per_class": per_class or "all",
+            "n_train": len(corpus.train.texts),
+            "n_dev": len(corpus.dev.texts),
+            "n_test": len(corpus.test.texts),
+            "machine": f"{platform.machine()}, {platform.python_version()}; shared 2-core VM",
+            "command": "python benchmarks/encoders.py run " + " ".join(sys.argv[2:]),
+        }
+    )
+    results.setdefault("systems", {})
+    test_texts = corpus.test.texts
+    cfg = configs(corpus.exclusive)
+    wanted = [s.strip() for s in systems.split(",") if s.strip()]
+
+    def save() -> None:
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
+
+    if "tfidf_lr" in wanted:
+        system = TfidfLogReg()
+        trained = system.train(corpus, work / "tfidf_lr")
+        predictor = system.load(corpus.labels, corpus.exclusive, work / "tfidf_lr")
+        probs = predictor.predict(test_texts)["raw"]
+        start = time.perf_counter()
+        for _ in range(repeats):
+            predictor.predict(test_texts)
+        speed = repeats * len(test_texts) / (time.perf_counter() - start)
+        results["systems"]["tfidf_lr"] = {
+            "train_s": trained["train_s"],
+            "docs_per_s": speed,
+            "settings": trained["settings"],
+            **score_probs(probs, corpus.test, corpus.exclusive),
+        }
+        save()
+    if "bow" in wanted:
+        out = work / "bow"
+        train_s = spacy_train(cfg["bow"], train_path, dev_path, out, [])
+        row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "bow-tuned")
+        row.update(
+            train_s=train_s,
+            docs_per_s=pipeline_docs_per_second(work / "bow-tuned", test_texts, repeats),
+        )
+        results["systems"]["bow"] = row
+        save()
+    if "embed" in wanted:
+        warm = warm_cache(encoder, cache, corpus.train.texts + corpus.dev.texts)
+        warm_test = warm_cache(encoder, cache, test_texts)
+        out = work / "embed"
+        overrides = [
+            "--paths.encoder",
+            str(encoder),
+            "--components.textcat.model.encoder.cache_dir",
+            str(cache),
+        ]
+        head_s = spacy_train(cfg["embed"], train_path, dev_path, out, overrides)
+        row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "embed-tuned")
+        row.update(
+            train_s=head_s + warm["encode_s"],
+            head_train_s=head_s,
+            encode=warm,
+            encode_test=warm_test,
+            docs_per_s=pipeline_docs_per_second(work / "embed-tuned", test_texts, 1),
+        )
+        results["systems"]["embed"] = row
+        save()
+    if "distil" in wanted:
+        from textcat_kit.distil import DistilSettings, distil
+
+        extra = None
+        if unlabelled:
+            extra = work / "unlabelled.jsonl"
+            extra.write_text("".join(json.dumps({"text": t}) + "\n" for t in unlabelled))
+        out = work / "distil"
+        if out.exists():
+            shutil.rmtree(out)
+        record = distil(
+            work / "embed-tuned",
+            cfg["bow"],
+            train_path,
+            dev_path,
+            out,
+            unlabelled_path=extra,
+            settings=DistilSettings(seed=seed),
+        )
+        row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "distil-tuned")
+        row.update(
+            train_s=record["seconds"],
+            teacher_s=record["teacher_seconds"],
+            n_unlabelled=record["n_unlabelled"],
+            best_epoch=record["best_epoch"],
+            docs_per_s=pipeline_docs_per_second(work / "distil-tuned", test_texts, repeats),
+        )
+        results["systems"]["distil"] = row
+        save()
+    typer.echo(json.dumps(results["systems"], indent=1, default=str))
+
+
+def read_corpus_with_train(corpus: Corpus, train_path: Path) -> Corpus:
+    from compare_systems import read_split
+
+    train, _ = read_split(train_path, corpus.labels)
+    return Corpus(
+        corpus.name,
+        corpus.directory,
+        corpus.labels,
+        corpus.exclusive,
+        train,
+        corpus.dev,
+        corpus.test,
+    )
+
+
+def score_probs(probs: np.ndarray, split: Split, exclusive: bool) -> dict[str, Any]:
+    """Macro-F and ECE of raw probabilities (argmax for exclusive, 0.5 for multi-label)."""
+    from textcat_kit.evaluation import calibration_metrics
+    from textcat_kit.maths import metrics
+
+    if exclusive:
+        decided = np.eye(probs.shape[1])[probs.argmax(axis=1)]
+    else:
+        decided = metrics.decide(probs, 0.5)
+    prf = metrics.prf_per_label(decided, split.gold)
+    cal = calibration_metrics(probs, split.gold, exclusive)
+    return {
+        "macro_f": prf.macro_f,
+        "micro_f": prf.micro_f,
+        "ece": cal["top_label_ece"],
+        "classwise_ece": cal["classwise_ece"],
+        "decision_rule": "argmax" if exclusive else "threshold 0.5",
+    }
+
+
+NAMES = {
+    "tfidf_lr": "TF-IDF + LogisticRegression (scikit-learn)",
+    "bow": "bow (`textcat_bow.cfg`)",
+    "embed": "embedding head (`textcat_embed.cfg`, frozen all-MiniLM-L6-v2)",
+    "distil": "distilled bow (student of the embedding head)",
+}
+
+
+@app.command()
+def report() -> None:
+    """Write the tables of every ``encoders_*.json`` into docs/encoders.md (between markers)."""
+    lines = []
+    for path in sorted((REPO_ROOT / "benchmarks" / "results").glob("encoders_*.json")):
+        res = json.loads(path.read_text())
+        lines += [
+            f"**{res['dataset']}**, {res['per_class']} training examples per label "
+            f"({res['n_train']} train / {res['n_dev']} dev / {res['n_test']} test; "
+            f"`{res.get('command', 'python benchmarks/encoders.py run')}`)",
+            "",
+            "| system | test macro-F1 | ECE (top label) | training s | inference docs/s |",
+            "|---|---|---|---|---|",
+        ]
+        for name in SYSTEMS:
+            row = res["systems"].get(name)
+            if row is None:
+                continue
+            lines.append(
+                f"| {NAMES[name]} | {row['macro_f']:.3f} | {row['ece']:.3f} | "
+                f"{row['train_s']:.0f} | {row['docs_per_s']:.0f} |"
+            )
+        lines.append("")
+    text = DOC_PATH.read_text() if DOC_PATH.exists() else f"{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    DOC_PATH.write_text(head + START + "\n" + "\n".join(lines) + END + tail)
+    typer.echo(f"wrote {DOC_PATH}")
+
+
+if __name__ == "__main__":
+    app()
