@@ -28,6 +28,10 @@ class OutputError(TextcatKitError):
     """An output path cannot be written without destroying something the user made."""
 
 
+class PackagingError(TextcatKitError):
+    """Building the pipeline or package wheel failed."""
+
+
 class Errors:
     E001 = (
         "[E001] {path}:{line}: no text found in column/key '{text_key}'. Available: {available}. "
@@ -102,6 +106,11 @@ class Errors:
     E027 = (
         "[E027] --output-dir {output} contains the model being tuned ({model}); writing there "
         "would destroy it. Use a sibling such as <training dir>/model-tuned."
+    )
+    E029 = (
+        "[E029] `{command}` failed with exit status {code} (its output is above). Check that "
+        "the `build` package is installed (`pip install build`, part of the [project] extra) "
+        "and that the pipeline directory loads with spacy.load."
     )
     E028 = "[E028] {path} holds no docs. Tune and evaluate need a non-empty .spacy file."
 
@@ -725,6 +734,10 @@ class Errors:
         "[E413] suggest: {n_tasks} unlabelled task(s) to rank after leaving out {n_done} that "
         "already have a prediction of model_version '{model_version}'; nothing to push. Use a "
         "new --model-version to rank them again."
+    )
+    E414 = (
+        "[E414] push-issues: pass --project-id (an existing review project) or --project-title "
+        "(used if a project has that title, created otherwise)."
     )
 
     # --- E450-E499: encoders (embeddings, distillation) ---

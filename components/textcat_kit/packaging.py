@@ -23,7 +23,7 @@ from typing import Any
 import srsly
 
 from . import __version__
-from .errors import Warnings
+from .errors import Errors, PackagingError, Warnings
 from .safe_write import atomic_dir
 
 KIT_DISTRIBUTION = "spacy-textcat-kit"
@@ -84,6 +84,15 @@ def build_meta(
     return meta
 
 
+def _run(args: list[str]) -> None:
+    """Run a build step; a failure is a coded error (its own output is already printed)."""
+    result = subprocess.run(args, check=False)
+    if result.returncode != 0:
+        raise PackagingError(
+            Errors.E029.format(command=" ".join(args[2:4]), code=result.returncode)
+        )
+
+
 def package_name(name: str) -> str:
     """A name ``spacy package`` accepts: letters, digits and underscores."""
     cleaned = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
@@ -123,7 +132,8 @@ def package_pipeline(
         meta_path = tmp / "_meta.json"
         srsly.write_json(meta_path, meta)
         build_root = tmp / "_build"
-        subprocess.run(
+        build_root.mkdir()
+        _run(
             [
                 sys.executable,
                 "-m",
@@ -140,7 +150,6 @@ def package_pipeline(
                 "--build",
                 "wheel",
             ],
-            check=True,
         )
         built = build_root / f"{lang}_{name}-{version}"
         for item in built.iterdir():
@@ -151,7 +160,7 @@ def package_pipeline(
             raise FileNotFoundError(f"[E021] spacy package wrote no wheel under {built}")
     pipeline_wheels = sorted((package_dir / "dist").glob("*.whl"))
     with tempfile.TemporaryDirectory(dir=output_dir) as wheel_tmp:
-        subprocess.run(
+        _run(
             [
                 sys.executable,
                 "-m",
@@ -163,7 +172,6 @@ def package_pipeline(
                 wheel_tmp,
                 str(kit_source or kit_source_dir()),
             ],
-            check=True,
         )
         for wheel in Path(wheel_tmp).glob("*.whl"):
             os.chmod(wheel, 0o644)
