@@ -334,6 +334,9 @@ def _mount_subcommands() -> None:
     from .training import train_command
 
     app.command("train")(train_command)
+    from .embeddings.cli import distil_command
+
+    app.command("distil")(distil_command)
 
 
 _mount_subcommands()
