@@ -251,7 +251,7 @@ def test_truncated_csv_names_the_line(tmp_path: Path) -> None:
     content = (REAL_EXPORTS / "banking77_single" / "export_CSV_all_tasks.csv").read_bytes()
     path = tmp_path / "cut.csv"
     path.write_bytes(content[: content.index(b"I have been waiting over a week") + 10])
-    with pytest.raises(DataError, match=r"\[E111\].*line 4"):
+    with pytest.raises(DataError, match=r"\[E111\].*line 5, .*unbalanced quote"):
         read_export(path, _scheme("banking77_single"))
 
 

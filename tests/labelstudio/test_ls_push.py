@@ -70,6 +70,7 @@ class FakeProjects:
     def __init__(self, export_path: Path) -> None:
         self.exports = FakeExports(export_path)
         self.predictions: list[Any] = []
+        self.stored: list[Any] = []
 
     def get(self, id: int) -> Any:
         if id != 1:
@@ -78,7 +79,35 @@ class FakeProjects:
 
     def import_predictions(self, id: int, request: list[Any]) -> Any:
         self.predictions.extend(request)
+        for item in request:
+            self.stored.append(
+                SimpleNamespace(
+                    id=len(self.stored) + 1,
+                    task=item.task,
+                    model_version=item.model_version,
+                    result=item.result,
+                    score=item.score,
+                )
+            )
         return SimpleNamespace(created=len(request))
+
+
+class FakePredictions:
+    """``client.predictions``: list / update over what ``import_predictions`` stored."""
+
+    def __init__(self, projects: FakeProjects) -> None:
+        self.projects = projects
+        self.updates: list[dict[str, Any]] = []
+
+    def list(self, *, project: int | None = None, task: int | None = None) -> list[Any]:
+        return [p for p in self.projects.stored if task is None or p.task == task]
+
+    def update(self, id: int, **fields: Any) -> Any:
+        (prediction,) = [p for p in self.projects.stored if p.id == id]
+        for key, value in fields.items():
+            setattr(prediction, key, value)
+        self.updates.append({"id": id, **fields})
+        return prediction
 
 
 class FakeLabelStudio:
@@ -92,6 +121,7 @@ class FakeLabelStudio:
         self.base_url = base_url
         self.api_key = api_key
         self.projects = FakeProjects(BANKING / "export_JSON_all_tasks.json")
+        self.predictions = FakePredictions(self.projects)
         FakeLabelStudio.instances.append(self)
 
 
@@ -324,3 +354,84 @@ def test_read_unlabelled_jsonl_errors_name_the_line(tmp_path: Path) -> None:
     path.write_text('{"ls_task_id": 3, "text": "a"}\n{"text": "b"}\n', encoding="utf-8")
     with pytest.raises(Exception, match=r"\[E131\].*line 2"):
         read_unlabelled_jsonl(path)
+
+
+# ------------------------------------------------- issue 14: idempotent, safe push
+
+
+def test_pushing_twice_never_duplicates(
+    fake_sdk: type[FakeLabelStudio],
+    banking_model: tuple[Language, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", SECRET)
+    project = LabelStudioProject.connect("http://ls.test:8080", 1)
+    (client,) = fake_sdk.instances
+    nlp, _ = banking_model
+    first, _ = push(project, nlp, model_version="bow-1")
+    assert (first.created, first.updated, first.unchanged) == (10, 0, 0)
+    again, _ = push(project, nlp, model_version="bow-1")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 10)
+    assert len(client.projects.stored) == 10  # nothing duplicated on the server
+    # Another model version is a new set of predictions, not an update.
+    other, _ = push(project, nlp, model_version="bow-2", limit=3)
+    assert other.created == 3 and len(client.projects.stored) == 13
+    # Changed predictions of the same version are updated in place, or kept with skip.
+    changed = lambda doc: ["card_linking"]  # noqa: E731
+    kept, _ = push(project, nlp, model_version="bow-1", choose=changed, existing="skip")
+    # (tasks the model already put in card_linking are unchanged either way)
+    assert (kept.created, kept.updated) == (0, 0) and kept.kept_existing > 0
+    assert kept.kept_existing + kept.unchanged == 10
+    updated, _ = push(project, nlp, model_version="bow-1", choose=changed)
+    assert (updated.created, updated.updated) == (0, kept.kept_existing)
+    assert len(client.projects.stored) == 13
+    assert len(client.predictions.updates) == kept.kept_existing
+    bow1 = [p for p in client.projects.stored if p.model_version == "bow-1"]
+    assert {p.result[0]["value"]["choices"][0] for p in bow1} == {"card_linking"}
+
+
+def test_empty_texts_get_no_prefilled_label(
+    fake_sdk: type[FakeLabelStudio],
+    banking_model: tuple[Language, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", SECRET)
+    project = LabelStudioProject.connect("http://ls.test:8080", 1)
+    nlp, _ = banking_model
+    tasks = [(41, ""), (42, "   \n"), (43, "Where is my card?")]
+    summary, payloads = push(project, nlp, model_version="v", tasks=tasks)
+    assert [p.task_id for p in payloads] == [43]
+    assert summary.empty_text_task_ids == [41, 42]
+    assert "2 skipped (empty text)" in summary.render()
+    sent = fake_sdk.instances[-1].projects.predictions
+    assert [p.task for p in sent] == [43]
+
+
+def test_server_error_bodies_are_scrubbed(
+    fake_sdk: type[FakeLabelStudio], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textcat_kit.labelstudio.client import scrub_error_body
+
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", SECRET)
+    project = LabelStudioProject.connect("http://ls.test:8080", 1)
+    body = {
+        "detail": f"Bad request with key {SECRET}",
+        "headers": {"Authorization": f"Token {SECRET}", "Cookie": "sessionid=abc123def456"},
+        "echo": "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    }
+
+    def failing(id: int) -> Any:
+        raise ApiError(status_code=400, body=body)
+
+    monkeypatch.setattr(fake_sdk.instances[-1].projects, "get", failing)
+    with pytest.raises(LabelStudioError) as info:
+        project.label_config()
+    message = str(info.value)
+    assert "[E126]" in message and "400" in message and "Bad request" in message
+    for leaked in (SECRET, "sessionid=abc", "eyJhbGci", "Cookie"):
+        assert leaked not in message, leaked
+    page = "<html><title>Server Error</title><body>HTTP_AUTHORIZATION 'Token abc'</body></html>"
+    assert scrub_error_body(page) == f"HTML page 'Server Error' ({len(page)} characters)"
+    assert "7e3c1f0a9b8d" not in scrub_error_body(
+        "token=7e3c1f0a9b8d4e2f6a5c3b1d0e9f8a7b6c5d4e3f&x=1"
+    )

@@ -92,6 +92,9 @@ def import_command(
     test_fraction: float = typer.Option(0.0, "--test-fraction", help="Share of docs for test"),
     seed: int = typer.Option(0, "--seed", help="Seed of the stratified splits"),
     lang: str = typer.Option("en", "--lang", help="spaCy language of the tokenizer"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing output files (written atomically)"
+    ),
 ) -> None:
     """Convert a Label Studio export (JSON, JSON_MIN, CSV, TSV) into a .spacy corpus."""
     with _errors_as_messages():
@@ -109,6 +112,7 @@ def import_command(
             unlabelled_output=unlabelled,
             summary_output=summary,
             lang=lang,
+            overwrite=overwrite,
         )
 
 
@@ -138,6 +142,9 @@ def pull_command(
     test_fraction: float = typer.Option(0.0, "--test-fraction", help="Share of docs for test"),
     seed: int = typer.Option(0, "--seed", help="Seed of the stratified splits"),
     lang: str = typer.Option("en", "--lang"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing output files (written atomically)"
+    ),
 ) -> None:
     """Download a project's annotations from a live server into a .spacy corpus."""
     with _errors_as_messages():
@@ -150,6 +157,7 @@ def pull_command(
             exclusive=exclusive,
             text_field=text_field,
             raw_export_output=raw_export,
+            overwrite=overwrite,
         )
         _write_and_report(
             result,
@@ -162,6 +170,7 @@ def pull_command(
             unlabelled_output=unlabelled,
             summary_output=summary,
             lang=lang,
+            overwrite=overwrite,
         )
 
 
@@ -186,6 +195,12 @@ def push_command(
     limit: int | None = typer.Option(None, "--limit", help="Push only the N least confident"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Predict and report, upload nothing"),
     summary: Path | None = typer.Option(None, "--summary", help="What was pushed, as JSON"),
+    existing: str = typer.Option(
+        "update",
+        "--existing",
+        help="A task that already has a prediction of this --model-version: 'update' it "
+        "(unchanged ones are left alone) or 'skip' it. Pushing twice never duplicates.",
+    ),
 ) -> None:
     """Upload a pipeline's predictions for unlabelled tasks as pre-annotations."""
     import spacy

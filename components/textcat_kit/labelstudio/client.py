@@ -13,7 +13,9 @@ uploads the predictions as pre-annotations with ``score`` and ``model_version``.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -109,6 +111,29 @@ class LabelStudioProject:
             )
             return b"".join(chunks)
 
+    def existing_predictions(self, model_version: str) -> dict[int, list[Any]]:
+        """The project's predictions tagged ``model_version``, by task id."""
+        with self._request(f"the predictions of project {self.project_id}"):
+            predictions = self.client.predictions.list(project=self.project_id)
+        found: dict[int, list[Any]] = {}
+        for prediction in predictions or []:
+            if getattr(prediction, "model_version", None) != model_version:
+                continue
+            task = getattr(prediction, "task", None)
+            if task is not None:
+                found.setdefault(int(task), []).append(prediction)
+        return found
+
+    def update_prediction(self, prediction_id: int, payload: PredictionPayload) -> None:
+        """Replace the result and score of an existing prediction."""
+        with self._request(f"updating prediction {prediction_id}"):
+            self.client.predictions.update(
+                id=prediction_id,
+                result=payload.result,
+                score=payload.score,
+                model_version=payload.model_version,
+            )
+
     def import_predictions(self, payloads: Sequence[PredictionPayload]) -> int:
         """Create the predictions in one request; return how many the server created."""
         if not payloads:
@@ -131,7 +156,8 @@ class LabelStudioProject:
         except Exception as err:  # noqa: BLE001 - SDK and httpx raise many types
             status = getattr(err, "status_code", None)
             if status is not None:
-                body = str(getattr(err, "body", ""))[:300]
+                secret = os.environ.get(self.api_key_env, "").strip()
+                body = scrub_error_body(getattr(err, "body", ""), secrets=[secret])
                 message = Errors.E126.format(
                     url=self.url,
                     status=status,
@@ -144,6 +170,47 @@ class LabelStudioProject:
             raise LabelStudioError(message) from None
 
 
+_SECRET_FIELDS = re.compile(
+    r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[-_]?key|"
+    r"access[-_]?token|refresh[-_]?token|token|password|secret|sessionid|csrftoken|"
+    r"http_authorization|http_cookie)(['\"]?\s*[:=]\s*)(['\"]?)[^\s'\",;}&]+"
+)
+_SCHEME_TOKENS = re.compile(r"(?i)\b(token|bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
+_LONG_TOKENS = re.compile(
+    r"\beyJ[\w-]+\.[\w-]+\.[\w-]+|\b[0-9a-fA-F]{24,}\b|\b[A-Za-z0-9_-]{40,}\b"
+)
+_HEADER_KEYS = frozenset(
+    {"headers", "request_headers", "request", "meta", "cookies", "environ", "authorization"}
+)
+
+
+def scrub_error_body(body: Any, *, secrets: Sequence[str] = (), limit: int = 300) -> str:
+    """A server's error body made safe to print: no headers, cookies, tokens or keys.
+
+    Structured bodies lose header-like entries; HTML pages (a proxy's or a debug page,
+    which can list request headers) are reduced to their title; anything that looks like
+    a credential (``Authorization: ...``, ``Token ...``, long hex / JWT strings, the API
+    key itself) is replaced by ``[redacted]``; the result is cut to ``limit`` characters.
+    """
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if str(k).lower() not in _HEADER_KEYS}
+        text = json.dumps(body, ensure_ascii=False, default=str)
+    elif isinstance(body, bytes):
+        text = body.decode("utf-8", errors="replace")
+    else:
+        text = str(body)
+    if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower():
+        title = re.search(r"(?is)<title>(.*?)</title>", text)
+        text = f"HTML page '{title.group(1).strip() if title else ''}' ({len(text)} characters)"
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _SECRET_FIELDS.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+    text = _SCHEME_TOKENS.sub(lambda m: f"{m.group(1)} [redacted]", text)
+    text = _LONG_TOKENS.sub("[redacted]", text)
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def pull(
     project: LabelStudioProject,
     *,
@@ -153,6 +220,7 @@ def pull(
     exclusive: bool | None = None,
     text_field: str | None = None,
     raw_export_output: Path | None = None,
+    overwrite: bool = False,
 ) -> ImportResult:
     """Download the project's JSON export and labeling config and import them.
 
@@ -170,9 +238,13 @@ def pull(
     )
     data = project.download_export("JSON")
     if raw_export_output is not None:
-        raw_export_output.parent.mkdir(parents=True, exist_ok=True)
-        raw_export_output.write_bytes(data)
-        raw_export_output.with_suffix(".label_config.xml").write_text(config_xml, "utf-8")
+        from ..safe_write import atomic_file
+
+        with atomic_file(raw_export_output, overwrite=overwrite) as tmp:
+            tmp.write_bytes(data)
+        config_path = raw_export_output.with_suffix(".label_config.xml")
+        with atomic_file(config_path, overwrite=overwrite) as tmp:
+            tmp.write_text(config_xml, "utf-8")
     source = f"{project.url} project {project.project_id} (JSON export)"
     export = parse_export(data, scheme, source=source, export_format="JSON")
     return import_tasks(export, scheme, ties=ties)
@@ -189,6 +261,13 @@ class PushSummary:
     dry_run: bool
     least_confident: list[dict[str, Any]] = field(default_factory=list)
     label_counts: dict[str, int] = field(default_factory=dict)
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_existing: int = 0
+    empty_text_task_ids: list[int] = field(default_factory=list)
+    duplicate_task_ids: list[int] = field(default_factory=list)
+    existing: str = "update"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,6 +275,13 @@ class PushSummary:
             "model_version": self.model_version,
             "tasks": self.tasks,
             "pushed": self.pushed,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "kept_existing": self.kept_existing,
+            "existing_policy": self.existing,
+            "skipped_empty_text": self.empty_text_task_ids,
+            "tasks_with_duplicate_predictions": self.duplicate_task_ids,
             "dry_run": self.dry_run,
             "least_confident": self.least_confident,
             "label_counts": self.label_counts,
@@ -205,9 +291,20 @@ class PushSummary:
         verb = "would push" if self.dry_run else "pushed"
         lines = [
             f"Label Studio push: project {self.project_id}, model_version "
-            f"'{self.model_version}': {verb} {self.pushed if not self.dry_run else self.tasks}"
-            f" of {self.tasks} unlabelled task(s)",
+            f"'{self.model_version}': {verb} {self.created + self.updated} of {self.tasks} "
+            f"unlabelled task(s): {self.created} new, {self.updated} updated, {self.unchanged} "
+            f"unchanged, {self.kept_existing} kept (--existing {self.existing}), "
+            f"{len(self.empty_text_task_ids)} skipped (empty text)",
         ]
+        if self.empty_text_task_ids:
+            listed = ", ".join(map(str, self.empty_text_task_ids[:20]))
+            lines.append(f"  empty text, no prediction: task {listed}")
+        if self.duplicate_task_ids:
+            listed = ", ".join(map(str, self.duplicate_task_ids[:20]))
+            lines.append(
+                f"  several predictions of this model_version already on task {listed} (from "
+                "earlier pushes); the first was updated, delete the others in the Data Manager"
+            )
         if self.least_confident:
             listed = ", ".join(
                 f"{p['task_id']} ({p['score']:.2f})" for p in self.least_confident[:10]
@@ -227,13 +324,24 @@ def push(
     threshold: float = 0.5,
     limit: int | None = None,
     dry_run: bool = False,
+    existing: str = "update",
 ) -> tuple[PushSummary, list[PredictionPayload]]:
     """Predict unlabelled tasks with ``nlp`` and upload them as pre-annotations.
 
     ``tasks`` are ``(task_id, text)`` pairs; by default the project's unlabelled tasks are
     found by pulling its export (same definition as the importer's: no annotation at all).
     Predictions are sent least confident first; ``limit`` keeps only the N least confident.
+
+    Pushing is idempotent per ``model_version``: a task that already has a prediction of
+    this model version gets it updated (``existing="update"``, unchanged ones are left
+    alone) or kept as it is (``"skip"``); only tasks without one get a new prediction.
+    Tasks with an empty text get no prediction (a model's guess on nothing would pre-fill
+    a label an annotator might accept).
     """
+    if existing not in ("update", "skip"):
+        raise ConfigError(
+            Errors.E013.format(what="--existing", value=existing, options="update, skip")
+        )
     config_xml = project.label_config()
     scheme = parse_label_config(
         config_xml,
@@ -242,12 +350,34 @@ def push(
     )
     if tasks is None:
         tasks = unlabelled_tasks_from_server(project, scheme)
+    empty = [task_id for task_id, text in tasks if not text.strip()]
+    with_text = [(task_id, text) for task_id, text in tasks if text.strip()]
     payloads = predict_tasks(
-        nlp, tasks, scheme, model_version=model_version, choose=choose, threshold=threshold
+        nlp, with_text, scheme, model_version=model_version, choose=choose, threshold=threshold
     )
     if limit is not None:
         payloads = payloads[:limit]
-    pushed = 0 if dry_run else project.import_predictions(payloads)
+    have = project.existing_predictions(model_version)
+    new = [p for p in payloads if p.task_id not in have]
+    created = len(new) if dry_run else project.import_predictions(new)
+    updated = unchanged = kept = 0
+    for payload in payloads:
+        if payload.task_id not in have:
+            continue
+        previous = have[payload.task_id][0]
+        same = (
+            getattr(previous, "result", None) == payload.result
+            and abs(float(getattr(previous, "score", None) or 0.0) - payload.score) < 1e-6
+        )
+        if same:
+            unchanged += 1
+        elif existing == "skip":
+            kept += 1
+        else:
+            if not dry_run:
+                project.update_prediction(int(previous.id), payload)
+            updated += 1
+    pushed = 0 if dry_run else created + updated
     label_counts: dict[str, int] = {}
     for payload in payloads:
         for label in payload.labels:
@@ -263,6 +393,13 @@ def push(
             for p in payloads[:20]
         ],
         label_counts=dict(sorted(label_counts.items())),
+        created=created,
+        updated=updated,
+        unchanged=unchanged,
+        kept_existing=kept,
+        empty_text_task_ids=empty,
+        duplicate_task_ids=sorted(t for t, found in have.items() if len(found) > 1),
+        existing=existing,
     )
     return summary, payloads
 

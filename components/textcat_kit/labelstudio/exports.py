@@ -18,16 +18,16 @@ anything about disagreements (see :mod:`.aggregate`).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from ..errors import DataError, Errors
+from ..data.readers import guess_encoding, scan_delimited
+from ..errors import DataError, Errors, Warnings
 from .config import LabelingScheme
 
 ExportFormat = Literal["JSON", "JSON_MIN", "CSV", "TSV"]
@@ -116,7 +116,7 @@ def parse_export(
                     source=source,
                     line="?",
                     column="?",
-                    detail=f"not UTF-8: {err}",
+                    detail=f"not UTF-8: {err}; it looks like {guess_encoding(data)}",
                     where="the file is not a Label Studio export",
                 )
             ) from err
@@ -126,8 +126,8 @@ def parse_export(
     if fmt is None and suffix.lower() != ".json":
         raise DataError(Errors.E117.format(source=source, detail=suffix or "(no suffix)"))
     if fmt in ("CSV", "TSV"):
-        tasks = _tasks_from_table(content, scheme, source, cast(ExportFormat, fmt))
-        notes = [TABULAR_NOTE.format(fmt=fmt)]
+        tasks, table_notes = _tasks_from_table(content, scheme, source, cast(ExportFormat, fmt))
+        notes = [TABULAR_NOTE.format(fmt=fmt), *table_notes]
     elif fmt in (None, "JSON", "JSON_MIN"):
         items = _load_json_list(content, source)
         if fmt is None:
@@ -300,6 +300,7 @@ class _Row:
     raw_choices: Any
     text: str
     data: dict[str, Any]
+    group_key: str | None = None
 
 
 def _tasks_from_json_min(items: list[Any], scheme: LabelingScheme, source: str) -> list[Task]:
@@ -328,80 +329,142 @@ def _tasks_from_json_min(items: list[Any], scheme: LabelingScheme, source: str) 
                 data=_data_fields(item, scheme),
             )
         )
+    # Label Studio writes "id" and "annotation_id" into every JSON_MIN row; rows with task
+    # ids but no annotation ids were edited, and would all read as unlabelled.
+    if any(r.task_id is not None for r in rows) and not any(
+        isinstance(item, dict) and "annotation_id" in item for item in items
+    ):
+        raise DataError(
+            Errors.E213.format(
+                source=source,
+                column="annotation_id",
+                fmt="JSON_MIN",
+                why="Without annotation ids no row can be told to be an annotation.",
+            )
+        )
     return _group_rows(rows, scheme, source)
 
 
 def _tasks_from_table(
     content: str, scheme: LabelingScheme, source: str, fmt: ExportFormat
-) -> list[Task]:
+) -> tuple[list[Task], list[str]]:
+    """Rows of a CSV/TSV export, scanned as physical records (see
+    :func:`textcat_kit.data.readers.scan_delimited`): a broken quote, a row with the wrong
+    number of fields or a duplicate header stops with the line; fields of any size are read.
+
+    Label Studio writes both with CSV quoting. Without an ``id`` column rows cannot be
+    grouped into tasks, and without ``annotation_id`` no row can be told to be an
+    annotation: both are errors that say how to export properly (E213). A task data field
+    named ``id`` overwrites the task id in these exports; such ids are used as grouping keys
+    only, with a note (W203).
+    """
     delimiter = "\t" if fmt == "TSV" else ","
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
     rows: list[_Row] = []
-    try:
-        header = next(reader, None)
+    raw_rows: list[tuple[int, dict[str, str]]] = []
+    rows_seen = 0
+    for item in scan_delimited(content, Path(source), delimiter, quoting=True):
+        if isinstance(item, int):
+            continue
+        if item.error:
+            # The reader's message names the line and column; Label Studio writes valid
+            # CSV, so the advice is to export again.
+            detail = item.error.split(": ", 1)[-1].split(". ")[0]
+            raise DataError(
+                Errors.E111.format(
+                    source=source,
+                    line=item.start,
+                    column="?",
+                    detail=f"{item.reason}: {detail}",
+                    where=f"after {rows_seen} complete row(s)",
+                )
+            )
+        assert item.fields is not None
         if header is None:
-            raise DataError(Errors.E122.format(source=source))
-        text_column = (
-            f"_data_{scheme.text_field}"
-            if f"_data_{scheme.text_field}" in header
-            else scheme.text_field
-        )
-        row_start = reader.line_num + 1
-        for values in reader:
-            line, row_start = row_start, reader.line_num + 1
-            if not values:
-                continue
-            id_column = header.index("id") if "id" in header else len(values)
-            raw_id = values[id_column] if id_column < len(values) else None
-            where = f"{_where(raw_id or None, None)} (line {line})"
-            if len(values) != len(header):
+            header = item.fields
+            duplicates = sorted(n for n, k in Counter(header).items() if k > 1)
+            if duplicates:
                 raise DataError(
-                    Errors.E123.format(
-                        source=source,
-                        where=where,
-                        detail=f"the row has {len(values)} fields but the header has "
-                        f"{len(header)}; the file is truncated or corrupt",
+                    Errors.E200.format(
+                        path=source,
+                        line=item.start,
+                        names=", ".join(repr(d) for d in duplicates),
+                        header=", ".join(repr(c) for c in header),
                     )
                 )
-            record = dict(zip(header, values, strict=True))
-            if text_column not in record:
-                raise DataError(
-                    Errors.E112.format(
-                        source=source,
-                        where=where,
-                        field=scheme.text_field,
-                        available=", ".join(header),
-                    )
-                )
-            rows.append(
-                _Row(
-                    where=where,
-                    task_id=_optional_int(record.get("id") or None, source, where, "id"),
-                    annotation_id=_optional_int(
-                        record.get("annotation_id") or None, source, where, "annotation_id"
-                    ),
-                    annotator=record.get("annotator") or None,
-                    raw_choices=record.get(scheme.choices_name) or None,
-                    text=record[text_column],
-                    data={
-                        k: v
-                        for k, v in record.items()
-                        if k not in ANNOTATION_COLUMNS
-                        and k != scheme.choices_name
-                        and k not in scheme.control_names
-                    },
+            continue
+        if len(item.fields) != len(header):
+            raise DataError(
+                Errors.E123.format(
+                    source=source,
+                    where=f"line {item.start}",
+                    detail=f"the row has {len(item.fields)} fields but the header has "
+                    f"{len(header)}; the file is truncated or corrupt",
                 )
             )
-    except csv.Error as err:
+        raw_rows.append((item.start, dict(zip(header, item.fields, strict=True))))
+        rows_seen += 1
+    if header is None:
+        raise DataError(Errors.E122.format(source=source))
+    if "id" not in header:
         raise DataError(
-            Errors.E111.format(
+            Errors.E213.format(
                 source=source,
-                line=reader.line_num,
-                column="?",
-                detail=err,
-                where=f"after {rows[-1].where}" if rows else "in the first row",
+                column="id",
+                fmt=fmt,
+                why="Without task ids the rows of one task (one row per annotation) cannot be "
+                "grouped, so every row would become a task of its own.",
             )
-        ) from err
+        )
+    if "annotation_id" not in header:
+        raise DataError(
+            Errors.E213.format(
+                source=source,
+                column="annotation_id",
+                fmt=fmt,
+                why="Without annotation ids no row can be told apart from an unannotated task, "
+                "so every task would be listed as unlabelled.",
+            )
+        )
+    text_column = (
+        f"_data_{scheme.text_field}"
+        if f"_data_{scheme.text_field}" in header
+        else scheme.text_field
+    )
+    if text_column not in header:
+        raise DataError(
+            Errors.E112.format(
+                source=source,
+                where="the header",
+                field=scheme.text_field,
+                available=", ".join(header),
+            )
+        )
+    ids = [record.get("id", "") for _, record in raw_rows]
+    data_ids = any(value.strip() and not _is_int(value) for value in ids)
+    for line, record in raw_rows:
+        raw_id = record.get("id") or None
+        where = f"{_where(raw_id, None)} (line {line})"
+        rows.append(
+            _Row(
+                where=where,
+                task_id=None if data_ids else _optional_int(raw_id, source, where, "id"),
+                annotation_id=_optional_int(
+                    record.get("annotation_id") or None, source, where, "annotation_id"
+                ),
+                annotator=record.get("annotator") or None,
+                raw_choices=record.get(scheme.choices_name) or None,
+                text=record[text_column],
+                data={
+                    k: v
+                    for k, v in record.items()
+                    if k not in ANNOTATION_COLUMNS
+                    and k != scheme.choices_name
+                    and k not in scheme.control_names
+                },
+                group_key=f"data-id:{raw_id}" if data_ids and raw_id else None,
+            )
+        )
     n_annotated = sum(row.annotation_id is not None for row in rows)
     if n_annotated and scheme.choices_name not in header:
         raise DataError(
@@ -412,7 +475,16 @@ def _tasks_from_table(
                 columns=", ".join(header),
             )
         )
-    return _group_rows(rows, scheme, source)
+    notes = [Warnings.W203.format(source=source)] if data_ids else []
+    return _group_rows(rows, scheme, source), notes
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _group_rows(rows: Sequence[_Row], scheme: LabelingScheme, source: str) -> list[Task]:
@@ -420,7 +492,13 @@ def _group_rows(rows: Sequence[_Row], scheme: LabelingScheme, source: str) -> li
     but grouping by id does not rely on it)."""
     tasks: dict[int | str, Task] = {}
     for index, row in enumerate(rows):
-        key: int | str = row.task_id if row.task_id is not None else f"row-{index}"
+        key: int | str = (
+            row.task_id
+            if row.task_id is not None
+            else row.group_key
+            if row.group_key is not None
+            else f"row-{index}"
+        )
         task = tasks.get(key)
         if task is None:
             task = tasks[key] = Task(row.task_id, row.text, [], row.data, row.where)

@@ -18,7 +18,8 @@ import srsly
 
 from ..data.records import Record, write_records
 from ..data.split import stratified_split
-from ..errors import ConfigError, Errors
+from ..errors import ConfigError, Errors, OutputError
+from ..safe_write import atomic_file
 from .aggregate import TiePolicy, agreement_report, decide, exclusion_reason
 from .config import LabelingScheme
 from .exports import Export, ExportFormat, Task, read_export
@@ -223,10 +224,15 @@ def write_import(
     unlabelled_output: Path | None = None,
     summary_output: Path | None = None,
     lang: str = "en",
+    overwrite: bool = False,
 ) -> dict[str, int]:
     """Write the ``.spacy`` corpus (every label explicit 0/1, task id in ``doc.user_data``),
     optionally split into dev/test files, the unlabelled tasks as JSONL and the summary as
-    JSON; return the number of docs written per part."""
+    JSON; return the number of docs written per part.
+
+    Every file is written atomically (:func:`textcat_kit.safe_write.atomic_file`); an existing
+    file is replaced only with ``overwrite=True``, and all targets are checked first.
+    """
     for path, fraction, flag in (
         (dev_output, dev_fraction, "--dev-fraction"),
         (test_output, test_fraction, "--test-fraction"),
@@ -243,18 +249,32 @@ def write_import(
         result.records, dev_fraction=dev_fraction, test_fraction=test_fraction, seed=seed
     )
     paths = {"train": output, "dev": dev_output, "test": test_output}
-    written = {
-        part: write_records(parts[part], path, result.scheme.labels, lang)
-        for part, path in paths.items()
-        if path is not None
-    }
+    # Refuse before writing anything: an existing output is replaced only with overwrite.
+    targets = [*paths.values(), unlabelled_output, summary_output]
+    for target in targets:
+        if target is not None:
+            check_file_target(target, overwrite=overwrite)
+    written: dict[str, int] = {}
+    for part, path in paths.items():
+        if path is not None:
+            with atomic_file(path, overwrite=overwrite) as tmp:
+                written[part] = write_records(parts[part], tmp, result.scheme.labels, lang)
     result.summary.splits = written
     if unlabelled_output is not None:
-        write_unlabelled(result.unlabelled, unlabelled_output)
+        with atomic_file(unlabelled_output, overwrite=overwrite) as tmp:
+            write_unlabelled(result.unlabelled, tmp)
     if summary_output is not None:
-        summary_output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(summary_output, result.summary.to_dict())
+        with atomic_file(summary_output, overwrite=overwrite) as tmp:
+            srsly.write_json(tmp, result.summary.to_dict())
     return written
+
+
+def check_file_target(path: Path, *, overwrite: bool) -> None:
+    """Raise :class:`~textcat_kit.errors.OutputError` unless ``path`` may be written."""
+    if path.is_dir():
+        raise OutputError(Errors.E025.format(path=path))
+    if path.exists() and not overwrite:
+        raise OutputError(Errors.E023.format(path=path, option="--overwrite"))
 
 
 def write_unlabelled(tasks: Sequence[Task], path: Path) -> None:
