@@ -218,6 +218,7 @@ def push_command(
             threshold=threshold,
             limit=limit,
             dry_run=dry_run,
+            existing=existing,
         )
         if summary is not None:
             summary.parent.mkdir(parents=True, exist_ok=True)
