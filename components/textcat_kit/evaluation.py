@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,22 @@ def _argmax(probs: np.ndarray) -> np.ndarray:
     return decided
 
 
-def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> dict[str, Any]:
-    """Scores of ``nlp`` on ``gold_docs``: the metrics dict written as ``metrics.json``.
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate` measured.
+
+    ``metrics`` is the JSON-ready dict written as ``metrics.json`` (and read by the report and
+    the package meta); the arrays are kept for the plots and are never serialised.
+    """
+
+    metrics: dict[str, Any]
+    probs: np.ndarray
+    gold: np.ndarray
+    raw_probs: np.ndarray | None = None
+
+
+def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> EvaluationResult:
+    """Scores of ``nlp`` on ``gold_docs``: the metrics written as ``metrics.json``.
 
     Headline figures use the pipeline's own decisions. With a calibrator and decision
     component present, the same texts are also scored with both disabled (``raw``),
@@ -192,7 +207,6 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
             **block,
             "calibration": calibration_metrics(raw, gold, exclusive),
         }
-        result["_raw_probs"] = raw
         if not exclusive and decision is not None:
             fit_info = decision.fit_info
             global_t = fit_info.get("raw_global_threshold")
@@ -208,9 +222,9 @@ def evaluate(nlp: Language, gold_docs: Sequence[Doc], batch_size: int = 256) -> 
     result["diagnosis"] = diagnose(
         probs, gold, labels, exclusive, decided if not exclusive else None, where="test"
     ).to_dict()
-    result["_probs"] = probs
-    result["_gold"] = gold
-    return result
+    return EvaluationResult(
+        metrics=result, probs=probs, gold=gold, raw_probs=raw if extra else None
+    )
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -359,8 +373,8 @@ def evaluate_to_dir(
     gold_docs = load_gold(nlp, data)
     if not gold_docs:
         raise DataError(Errors.E028.format(path=data))
-    result = evaluate(nlp, gold_docs)
-    arrays = {k: result.pop(k) for k in list(result) if k.startswith("_")}
+    evaluation = evaluate(nlp, gold_docs)
+    result = evaluation.metrics
     result["model"] = str(model)
     result["data"] = str(data)
     result = _json_safe(result)
@@ -371,7 +385,7 @@ def evaluate_to_dir(
         except ImportError:  # matplotlib is the optional [report] extra
             plots: list[str] = []
         else:
-            plots = write_plots(result, arrays, tmp) if len(gold_docs) >= 2 else []
+            plots = write_plots(result, evaluation, tmp) if len(gold_docs) >= 2 else []
         result["plots"] = plots
         name = Path(str(model)).name
         markdown = report_markdown(result, title=f"Evaluation of {name} on {data.name}")

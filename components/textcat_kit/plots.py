@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -13,6 +13,9 @@ import numpy as np  # noqa: E402
 
 from .maths import metrics  # noqa: E402
 from .maths.thresholds import coverage_accuracy_curve  # noqa: E402
+
+if TYPE_CHECKING:
+    from .evaluation import EvaluationResult
 
 
 def _reliability(ax: Any, probs: np.ndarray, gold: np.ndarray, label: str) -> None:
@@ -24,14 +27,14 @@ def _reliability(ax: Any, probs: np.ndarray, gold: np.ndarray, label: str) -> No
     ax.plot(curve.bin_confidence, curve.bin_accuracy, "o-", label=f"{label} (ECE {ece:.3f})")
 
 
-def write_plots(result: dict[str, Any], arrays: dict[str, np.ndarray], out: Path) -> list[str]:
+def write_plots(result: dict[str, Any], arrays: EvaluationResult, out: Path) -> list[str]:
     """Reliability diagram (before/after), confusion matrix, coverage-accuracy curve."""
     written = []
-    probs, gold = arrays["_probs"], arrays["_gold"]
+    probs, gold = arrays.probs, arrays.gold
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect")
-    if "_raw_probs" in arrays:
-        _reliability(ax, arrays["_raw_probs"], gold, "raw")
+    if arrays.raw_probs is not None:
+        _reliability(ax, arrays.raw_probs, gold, "raw")
         _reliability(ax, probs, gold, "calibrated")
     else:
         _reliability(ax, probs, gold, "scores")
