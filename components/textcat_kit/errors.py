@@ -731,9 +731,8 @@ class Errors:
         "train {config}` on the same data to see the full error."
     )
     E413 = (
-        "[E413] suggest: {n_tasks} unlabelled task(s) to rank after leaving out {n_done} that "
-        "already have a prediction of model_version '{model_version}'; nothing to push. Use a "
-        "new --model-version to rank them again."
+        "[E413] suggest: {source} has no unlabelled tasks to rank. Import tasks into the "
+        "project first, or pass --tasks with the unlabelled-tasks JSONL of `labelstudio pull`."
     )
     E414 = (
         "[E414] push-issues: pass --project-id (an existing review project) or --project-title "

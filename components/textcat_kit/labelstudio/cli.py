@@ -309,6 +309,17 @@ def _errors_as_messages() -> Iterator[None]:
         raise typer.Exit(code=1) from None
 
 
+def _mount_label_quality_commands() -> None:
+    """``push-issues`` and ``suggest`` live in :mod:`.suggest` (labels agent, issue 19)."""
+    from .suggest import push_issues_command, suggest_command
+
+    app.command("push-issues")(push_issues_command)
+    app.command("suggest")(suggest_command)
+
+
+_mount_label_quality_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the app on its own (``python -m textcat_kit.labelstudio.cli``)."""
     command: Callable[..., Any] = typer.main.get_command(app)
