@@ -337,6 +337,11 @@ def _mount_subcommands() -> None:
     from .embeddings.cli import distil_command
 
     app.command("distil")(distil_command)
+    from .cv import cv_command
+    from .explain import explain_command
+
+    app.command("cv")(cv_command)
+    app.command("explain")(explain_command)
 
 
 _mount_subcommands()
