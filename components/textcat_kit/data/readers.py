@@ -443,8 +443,9 @@ def decide_split(cells: Sequence[str], sep: str, multilabel: bool | None) -> tup
 
     Explicit ``multilabel`` decides. In auto mode a cell containing ``sep`` is a list when
     most of the parts it splits into are labels in their own right: they occur alone in
-    another cell, or in several different joined cells. ``"sports,politics"`` next to
-    ``"sports"`` is a list; ``"Yes, definitely"`` whose parts occur nowhere else is one label.
+    another cell, or in several different joined cells (or they are all numeric ids).
+    ``"sports,politics"`` next to ``"sports"`` is a list; ``"Yes, definitely"`` whose parts
+    occur nowhere else is one label.
     """
     if not sep:
         return False, "no label separator"
@@ -464,6 +465,11 @@ def decide_split(cells: Sequence[str], sep: str, multilabel: bool | None) -> tup
         for part in (p.strip() for p in cell.split(sep)):
             if part:
                 seen_in.setdefault(part, set()).add(cell)
+    if seen_in and all(p.lstrip("-").isdigit() for p in seen_in):
+        return (
+            True,
+            f"{len(joined)} label cell(s) hold '{sep}'-joined numeric ids: split on '{sep}'",
+        )
     shared = [p for p, where in seen_in.items() if p in alone or len(where) > 1]
     if seen_in and len(shared) >= 0.5 * len(seen_in):
         return True, (
