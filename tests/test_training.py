@@ -42,10 +42,14 @@ def test_schedule_scales_with_the_data(n_docs: int) -> None:
     if s.steps_per_epoch * 8 >= MIN_UPDATES:
         assert s.max_epochs == 8
     # evaluations neither every few updates nor rarer than MAX_STEPS_BETWEEN_EVALS
-    assert MIN_STEPS_BETWEEN_EVALS <= s.eval_frequency <= max(
-        MAX_STEPS_BETWEEN_EVALS, s.steps_per_epoch
+    assert (
+        MIN_STEPS_BETWEEN_EVALS
+        <= s.eval_frequency
+        <= max(MAX_STEPS_BETWEEN_EVALS, s.steps_per_epoch)
     )
-    assert s.eval_frequency <= MAX_STEPS_BETWEEN_EVALS or s.steps_per_epoch < MIN_STEPS_BETWEEN_EVALS
+    assert (
+        s.eval_frequency <= MAX_STEPS_BETWEEN_EVALS or s.steps_per_epoch < MIN_STEPS_BETWEEN_EVALS
+    )
     # patience is in epochs: at least PATIENCE_EPOCHS of them, and several evaluations
     assert s.patience >= PATIENCE_EPOCHS * s.steps_per_epoch
     assert s.patience >= 4 * s.eval_frequency
@@ -86,9 +90,10 @@ def test_learn_rate_bounds_the_first_bias_step() -> None:
     rate, _ = sgd_learn_rate([5, 300, 40], 1000, 64, exclusive=False)
     assert rate * 64 * 0.495 == pytest.approx(8.0)
     # bigger batches, smaller rate
-    assert sgd_learn_rate([880, 120], 1000, 256, exclusive=True)[0] < sgd_learn_rate(
-        [880, 120], 1000, 64, exclusive=True
-    )[0]
+    assert (
+        sgd_learn_rate([880, 120], 1000, 256, exclusive=True)[0]
+        < sgd_learn_rate([880, 120], 1000, 64, exclusive=True)[0]
+    )
 
 
 # --- corpus and config -------------------------------------------------------------------------
@@ -183,7 +188,8 @@ def test_train_command_end_to_end(tmp_path: Path) -> None:
     assert summary["diagnosis"]["degenerate"] is False
     # a second run needs --overwrite; a directory the user made is never replaced
     again = CliRunner().invoke(app, ["train", str(corpus), "--output", str(out)])
-    assert again.exit_code != 0 and "E023" in again.output
+    assert again.exit_code != 0
+    assert isinstance(again.exception, OutputError) and "E023" in str(again.exception)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
