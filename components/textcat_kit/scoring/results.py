@@ -106,15 +106,18 @@ def score_texts(
     labels = spec.labels
     scores = np.empty((len(texts), len(labels)), dtype=np.float32)
     decided: list[list[str]] = []
-    for i, doc in enumerate(nlp.pipe(texts, batch_size=max(1, len(texts)))):
-        cats = doc.cats
-        try:
-            scores[i] = list(map(cats.__getitem__, labels))
-        except KeyError as err:
-            present = ", ".join(list(cats)[:10])
-            raise ConfigError(Errors.E014.format(label=err.args[0], present=present)) from None
-        if spec.has_decision:
-            decided.append(list(doc._.get(DECIDED) or []))
+    # Strings and lexemes first seen in this batch (ids, numbers, typos) are freed when the
+    # zone closes, so memory stays flat over millions of texts; no Doc leaves the zone.
+    with nlp.memory_zone():
+        for i, doc in enumerate(nlp.pipe(texts, batch_size=max(1, len(texts)))):
+            cats = doc.cats
+            try:
+                scores[i] = list(map(cats.__getitem__, labels))
+            except KeyError as err:
+                present = ", ".join(list(cats)[:10])
+                raise ConfigError(Errors.E014.format(label=err.args[0], present=present)) from None
+            if spec.has_decision:
+                decided.append(list(doc._.get(DECIDED) or []))
     if not spec.has_decision:
         decided = _fallback_decisions(scores, spec)
     return scores, decided

@@ -38,6 +38,14 @@ OutputFormat = Literal["parquet", "jsonl"]
 JOB_FILE = "_job.json"
 REJECTS_DIR = "_rejects"
 _TMP = ".tmp-"
+#: Dictionary encoding only for the repetitive string columns: tried on 77 float columns it
+#: makes pyarrow's write 7x slower for no gain (measured on 100k rows).
+DICTIONARY_COLUMNS = ["source", "labels.list.element", "top_labels.list.element"]
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    columns = [c for c in DICTIONARY_COLUMNS if c.split(".")[0] in schema.names]
+    return {"use_dictionary": columns, "compression": "snappy"}
 
 
 @dataclass
@@ -145,7 +153,9 @@ class PartStore:
                 import pyarrow.parquet as pq
 
                 tmp = target.with_name(f"{_TMP}{os.getpid()}-{target.name}")
-                pq.write_table(rows, tmp, row_group_size=max(1, len(rows)))
+                pq.write_table(
+                    rows, tmp, row_group_size=max(1, len(rows)), **parquet_options(rows.schema)
+                )
                 os.replace(tmp, target)
         payload = (json.dumps(asdict(meta)) + "\n").encode()
         _atomic_write_bytes(self.directory / f"_part-{meta.name}.json", payload)
@@ -222,7 +232,7 @@ class PartStore:
             return
         import pyarrow.parquet as pq
 
-        with pq.ParquetWriter(output, schema) as writer:
+        with pq.ParquetWriter(output, schema, **parquet_options(schema)) as writer:
             for meta in self.ordered(shards):
                 if meta.data:
                     part = pq.ParquetFile(self.directory / meta.data)

@@ -1,0 +1,212 @@
+"""Throughput and memory of ``textcat-kit score`` against in-process ``nlp.pipe``.
+
+Input: ``--n-texts`` short texts (Banking77 test + train texts, each with a numeric suffix so
+no two are equal) in one Parquet file; output: Parquet with all probabilities. Stages, timed
+in interleaved rounds so that a burst of load on the shared machine hits all of them alike:
+
+* ``nlp_pipe``: ``for doc in nlp.pipe(texts)`` in this process over the texts in memory, with
+  ``doc.cats`` / ``doc._.decided_labels`` read (the figure the one-process scorer is held to;
+  the pipeline is loaded fresh each round and its loading is not timed);
+* ``score_1``: :func:`textcat_kit.scoring.score_files` with one process (reads the Parquet,
+  scores, writes parts, assembles the output);
+* ``score_2``: the same with ``n_process=2`` (forked workers);
+* ``ray_2``: the same with ``engine="ray"`` and two actors on a local Ray started by the
+  job (its start-up is part of the wall clock).
+
+Reported per round: wall seconds and texts/s of each stage; CPU seconds of this process for
+the two single-process stages (waiting for a core does not inflate them); the ratios
+``score_1 / nlp_pipe`` (throughput), ``score_2 / score_1`` and ``ray_2 / score_1``.
+
+``--rss`` also runs ``textcat-kit score`` (one process) in a child process on the first
+``--rss-small`` texts and on all of them, and reports each child's peak RSS
+(``getrusage(RUSAGE_CHILDREN).ru_maxrss``, a fresh Python per size).
+
+Run::
+
+    python benchmarks/score_throughput.py /tmp/score-model/model-tuned \\
+        --data ../shared/data/banking77 --n-texts 1000000 --rounds 2 --rss \\
+        --out benchmarks/results/score_banking77.json
+
+The shared machine has 2 cores and other work running: compare ratios within a round and
+across rounds, not absolute figures between runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import csv  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import typer  # noqa: E402
+
+from textcat_kit.scoring import ScoreSettings, score_files  # noqa: E402
+
+
+def make_texts(data_dir: Path, n: int) -> list[str]:
+    """``n`` distinct short texts: Banking77 texts, each with a numeric suffix."""
+    base: list[str] = []
+    for name in ("test.csv", "train.csv"):
+        with open(data_dir / name, newline="", encoding="utf8") as fh:
+            base += [row["text"] for row in csv.DictReader(fh)]
+    return [f"{base[i % len(base)]} #{i}" for i in range(n)]
+
+
+def write_parquet(texts: list[str], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": [f"t{i}" for i in range(len(texts))], "text": texts})
+    pq.write_table(table, path, row_group_size=100_000)
+
+
+def time_nlp_pipe(nlp: Any, texts: list[str]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    n = 0
+    for doc in nlp.pipe(texts, batch_size=1000):
+        _ = doc.cats, doc._.decided_labels
+        n += 1
+    assert n == len(texts)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_score(
+    model: str, source: Path, out: Path, settings: ScoreSettings
+) -> tuple[float, float, int]:
+    if out.exists():
+        out.unlink()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = score_files(model, source, out, settings)
+    return time.perf_counter() - wall, time.process_time() - cpu, result.summary.scored
+
+
+def peak_rss_mb(model: str, source: Path, out: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and wall seconds of ``textcat-kit score`` in a fresh child process."""
+    if out.exists():
+        out.unlink()
+    start = time.perf_counter()
+    code = (
+        "import sys; from textcat_kit.cli import main; "
+        f"main(['score', {model!r}, {str(source)!r}, {str(out)!r}, '--no-progress'])"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if after <= before:
+        raise RuntimeError("the child's peak RSS is below an earlier child's; run it first")
+    return after / 1024, time.perf_counter() - start
+
+
+def main(
+    model: str = typer.Argument(..., help="Tuned pipeline (calibrator + decision)."),
+    data: Path = typer.Option(Path("../shared/data/banking77"), help="Banking77 CSV folder."),
+    n_texts: int = typer.Option(1_000_000),
+    rounds: int = typer.Option(2),
+    stages: str = typer.Option("nlp_pipe,score_1,score_2,ray_2"),
+    rss: bool = typer.Option(False, "--rss", help="Also measure peak RSS at two sizes."),
+    rss_small: int = typer.Option(100_000, help="Smaller input size of the RSS comparison."),
+    work_dir: Path | None = typer.Option(None, help="Where inputs/outputs go (default: tmp)."),
+    out: Path | None = typer.Option(None, help="Write the figures here as JSON."),
+) -> None:
+    import spacy
+
+    work = work_dir or Path(tempfile.mkdtemp(prefix="score-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    texts = make_texts(data, n_texts)
+    source = work / f"texts-{n_texts}.parquet"
+    if not source.exists():
+        write_parquet(texts, source)
+    wanted = [s.strip() for s in stages.split(",") if s.strip()]
+    settings = {
+        "score_1": ScoreSettings(n_process=1, progress=False, overwrite=True),
+        "score_2": ScoreSettings(n_process=2, progress=False, overwrite=True),
+        "ray_2": ScoreSettings(engine="ray", n_process=2, progress=False, overwrite=True),
+    }
+    per_round: list[dict[str, Any]] = []
+    for index in range(rounds):
+        figures: dict[str, Any] = {}
+        for stage in wanted:
+            if stage == "nlp_pipe":
+                nlp = spacy.load(model)  # fresh: no lexemes cached from an earlier round
+                wall, cpu = time_nlp_pipe(nlp, texts)
+                figures[stage] = {"wall_s": wall, "cpu_s": cpu, "texts_per_s": n_texts / wall}
+            else:
+                target = work / f"out-{stage}.parquet"
+                wall, cpu, scored = time_score(model, source, target, settings[stage])
+                assert scored == n_texts
+                figures[stage] = {"wall_s": wall, "cpu_s": cpu, "texts_per_s": n_texts / wall}
+            done = figures[stage]
+            print(
+                f"round {index + 1} {stage}: {done['wall_s']:.1f} s wall, "
+                f"{done['cpu_s']:.1f} s cpu, {done['texts_per_s']:,.0f} texts/s",
+                flush=True,
+            )
+        ratios = {}
+        if "nlp_pipe" in figures and "score_1" in figures:
+            ratios["score_1/nlp_pipe wall"] = (
+                figures["nlp_pipe"]["wall_s"] / figures["score_1"]["wall_s"]
+            )
+            ratios["score_1/nlp_pipe cpu"] = (
+                figures["nlp_pipe"]["cpu_s"] / figures["score_1"]["cpu_s"]
+            )
+        for multi in ("score_2", "ray_2"):
+            if multi in figures and "score_1" in figures:
+                ratios[f"{multi}/score_1"] = figures["score_1"]["wall_s"] / figures[multi]["wall_s"]
+        figures["ratios"] = ratios
+        print(f"round {index + 1} ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+        per_round.append(figures)
+    if "score_1" in wanted and "score_2" in wanted:
+        outputs = [work / f"out-{s}.parquet" for s in wanted if s != "nlp_pipe"]
+        import pyarrow.parquet as pq
+
+        first = pq.read_table(outputs[0])
+        same = all(pq.read_table(p).equals(first) for p in outputs[1:])
+        print(f"outputs identical across {', '.join(s for s in wanted if s != 'nlp_pipe')}: {same}")
+    result: dict[str, Any] = {
+        "n_texts": n_texts,
+        "model": model,
+        "rounds": per_round,
+        "median_ratios": {
+            key: statistics.median(r["ratios"][key] for r in per_round)
+            for key in per_round[0]["ratios"]
+        },
+    }
+    if rss:
+        small = work / f"texts-{rss_small}.parquet"
+        if not small.exists():
+            write_parquet(texts[:rss_small], small)
+        rss_small_mb, wall_small = peak_rss_mb(model, small, work / "rss-small.parquet")
+        rss_big_mb, wall_big = peak_rss_mb(model, source, work / "rss-big.parquet")
+        result["peak_rss_mb"] = {str(rss_small): rss_small_mb, str(n_texts): rss_big_mb}
+        print(
+            f"peak RSS (one process, Parquet out): {rss_small:,} texts {rss_small_mb:.0f} MB "
+            f"({wall_small:.0f} s); {n_texts:,} texts {rss_big_mb:.0f} MB ({wall_big:.0f} s); "
+            f"ratio {rss_big_mb / rss_small_mb:.3f}"
+        )
+    print(json.dumps(result["median_ratios"], indent=2))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    if work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    typer.run(main)
