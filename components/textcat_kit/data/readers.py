@@ -100,7 +100,8 @@ class ReadResult:
 
     ``n_rows`` counts physical records (non-blank lines, or several lines for a CSV
     record with a quoted line break); ``n_lines`` the file's lines, ``n_blank`` the blank
-    ones. ``multiline`` lists ``(first, last)`` lines of records spanning several lines.
+    ones. ``multiline`` lists ``(first, last)`` lines of records spanning several lines,
+    ``spans`` the lines of every record in file order (read or skipped).
     """
 
     path: Path
@@ -111,7 +112,9 @@ class ReadResult:
     n_lines: int = 0
     n_blank: int = 0
     header_lines: int = 0
+    header_start: int = 0
     multiline: list[tuple[int, int]] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
     label_format: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -531,6 +534,7 @@ def _rows(path: Path, fmt: FileFormat, settings: ReadSettings, result: ReadResul
             assert item.fields is not None
             columns = [c.strip() for c in item.fields]
             result.header_lines = item.end - item.start + 1
+            result.header_start = item.start
             duplicates = sorted(n for n, k in Counter(columns).items() if k > 1)
             if duplicates:
                 raise DataError(
@@ -649,6 +653,7 @@ def read_file(
 
     for row in rows:
         result.n_rows += 1
+        result.spans.append((row.start, row.end))
         if isinstance(row, RawRecord):
             fail(row.start, row.reason, row.error)
             continue
