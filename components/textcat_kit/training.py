@@ -103,7 +103,7 @@ def training_schedule(
     batch_size: int,
     *,
     base_epochs: int,
-    min_updates: int = MIN_UPDATES,
+    min_updates: int | None = None,
 ) -> TrainingSchedule:
     """Evaluation frequency, patience and epochs for ``n_train_docs`` in batches of ``batch_size``.
 
@@ -118,6 +118,7 @@ def training_schedule(
         raise ConfigError(
             Errors.E063.format(n_docs=n_train_docs, batch_size=batch_size, epochs=base_epochs)
         )
+    min_updates = MIN_UPDATES if min_updates is None else min_updates
     steps_per_epoch = math.ceil(n_train_docs / batch_size)
     max_epochs = min(MAX_EPOCHS, max(base_epochs, math.ceil(min_updates / steps_per_epoch)))
     if steps_per_epoch < MIN_STEPS_BETWEEN_EVALS:
@@ -146,8 +147,8 @@ def sgd_learn_rate(
     batch_size: int,
     *,
     exclusive: bool,
-    max_bias_step: float = MAX_BIAS_STEP,
-    ceiling: float = MAX_SGD_LEARN_RATE,
+    max_bias_step: float | None = None,
+    ceiling: float | None = None,
 ) -> tuple[float, str]:
     """Plain-SGD learning rate for a linear classifier whose loss gradient is summed per batch.
 
@@ -159,6 +160,8 @@ def sgd_learn_rate(
     sigmoid then cannot be thrown into float32 saturation, where its gradient is exactly 0.
     Returns the rate and a sentence saying what bounded it.
     """
+    max_bias_step = MAX_BIAS_STEP if max_bias_step is None else max_bias_step
+    ceiling = MAX_SGD_LEARN_RATE if ceiling is None else ceiling
     counts = np.asarray(label_counts, dtype=np.float64)
     if n_docs < 1 or batch_size < 1 or counts.size == 0:
         raise ConfigError(Errors.E063.format(n_docs=n_docs, batch_size=batch_size, epochs="-"))
