@@ -539,6 +539,73 @@ def run_tfidf_lr(task: Task) -> dict[str, Any]:
     )
 
 
+# --- why a fixed learning rate collapses a skewed binary task ----------------------------------
+
+
+def why_collapse(args: argparse.Namespace) -> None:
+    """Train the exclusive bow config on b77-binary (seed 0) at learning rate 1.0 and at the
+    rate ``textcat-kit train`` computes, with the unweighted loss, printing the two biases
+    after the first updates and the share of dev docs predicted positive after each epoch."""
+    import spacy
+    from spacy.training import Example as SpacyExample
+    from thinc.api import SGD
+
+    from textcat_kit.training import sgd_learn_rate
+
+    task = Builder(args.data_dir).b77_binary(0)
+    counts = gold_matrix(task.train, task.labels).sum(axis=0)
+    auto_rate, reason = sgd_learn_rate(counts, len(task.train), 64, exclusive=True)
+    for rate in (1.0, auto_rate):
+        nlp = spacy.blank("en")
+        textcat = nlp.add_pipe(
+            "textcat_kit_textcat",
+            name="textcat",
+            config={
+                "model": {
+                    "@architectures": "textcat_kit.TextCatBOW.v1",
+                    "exclusive_classes": True,
+                    "ngram_size": 2,
+                    "no_output_layer": False,
+                    "length": 65536,
+                    "attr": "LOWER",
+                    "feature_values": "tfidf",
+                },
+                "loss": {"@misc": "textcat_kit.CrossEntropyLoss.v1"},
+            },
+        )
+        examples = [
+            SpacyExample.from_dict(
+                nlp.make_doc(text), {"cats": {lb: float(lb in labels) for lb in task.labels}}
+            )
+            for text, labels in task.train
+        ]
+        nlp.initialize(lambda examples=examples: examples)
+        # as in configs/textcat_bow.cfg: no gradient clipping, no L2
+        optimizer = SGD(rate, use_averages=True, L2=0.0, grad_clip=0.0, L2_is_weight_decay=True)
+        linear = next(n for n in textcat.model.walk() if n.name.startswith("sparse_linear"))
+        print(f"learn_rate {rate:.3g}" + (f" ({reason})" if rate == auto_rate else ""))
+        rng = random.Random(0)
+        step = 0
+        for epoch in range(args.epochs):
+            rng.shuffle(examples)
+            for start in range(0, len(examples), 64):
+                nlp.update(examples[start : start + 64], sgd=optimizer, drop=0.0)
+                step += 1
+                if epoch == 0 and step in (1, 2, 3, 4, 5, 10, 50):
+                    bias = linear.get_param("b")
+                    print(f"  update {step:3d}: biases {np.round(bias, 2).tolist()}")
+            with nlp.use_params(optimizer.averages):
+                docs = list(nlp.pipe(text for text, _ in task.dev))
+            scores = np.array([[doc.cats[lb] for lb in task.labels] for doc in docs])
+            gold = gold_matrix(task.dev, task.labels)
+            decided = decide(scores, True)
+            print(
+                f"  epoch {epoch}: dev share predicted positive "
+                f"{decided[:, 0].mean():.3f} (gold {gold[:, 0].mean():.3f}), "
+                f"macro-F1 {macro_f1(decided, gold):.3f}"
+            )
+
+
 # --- running and reporting ---------------------------------------------------------------------
 
 
@@ -697,6 +764,9 @@ def report(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.robustness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    why = sub.add_parser("why-collapse", help=why_collapse.__doc__)
+    why.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    why.add_argument("--epochs", type=int, default=3)
     for name in ("run", "report"):
         p = sub.add_parser(name)
         p.add_argument("--results", type=Path, default=RESULTS)
@@ -711,6 +781,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args)
+    elif args.command == "why-collapse":
+        why_collapse(args)
     else:
         report(args)
 
