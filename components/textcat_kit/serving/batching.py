@@ -42,6 +42,11 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
         future.set_result(value)
 
 
+def _resolve_all(items: list[tuple[Any, Any, Any]]) -> None:
+    for future, value, error in items:
+        _resolve(future, value, error)
+
+
 class MicroBatcher:
     """Serves :meth:`submit` calls from many coroutines with one worker thread."""
 
@@ -116,8 +121,11 @@ class MicroBatcher:
                     outcomes.append((self.process([job.texts])[0], None))
                 except Exception as err:  # handed to this request only
                     outcomes.append((None, err))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
         for job, (value, error) in zip(jobs, outcomes, strict=True):
-            try:
-                job.loop.call_soon_threadsafe(_resolve, job.future, value, error)
+            by_loop.setdefault(job.loop, []).append((job.future, value, error))
+        for loop, items in by_loop.items():
+            try:  # one wake-up of the event loop per batch, not per request
+                loop.call_soon_threadsafe(_resolve_all, items)
             except RuntimeError:  # the loop is closed (server shutting down)
                 pass

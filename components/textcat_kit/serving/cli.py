@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -27,6 +28,15 @@ def serve_command(
     ),
     monitor_window: int = typer.Option(2000, help="Predictions in the live monitor window."),
     monitor_min_docs: int = typer.Option(200, help="Predictions before the monitor reports."),
+    warmup_docs: int = typer.Option(
+        10_000, help="First texts run outside memory zones so the tokenizer cache fills once."
+    ),
+    warmup_texts: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="CSV/TSV/JSONL texts (e.g. the training file) tokenized once at startup.",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a pipeline over HTTP: /classify, /health, /metadata, /metrics, /monitor, /docs."""
@@ -37,8 +47,7 @@ def serve_command(
         raise ConfigError(
             Errors.E300.format(command="serve", missing=err.name or "fastapi", extra="serve")
         ) from None
-    from .app import SETTINGS_ENV, ServeSettings, create_app
-    from .runtime import ClassifierRuntime
+    from .app import SETTINGS_ENV, ServeSettings, create_app, load_runtime
 
     if workers < 1:
         raise ConfigError(Errors.E309.format(option="--workers", rule=">= 1", value=workers))
@@ -51,12 +60,12 @@ def serve_command(
         memory_zones=memory_zones,
         monitor_window=monitor_window,
         monitor_min_docs=monitor_min_docs,
+        warmup_docs=warmup_docs,
+        warmup_texts=str(warmup_texts) if warmup_texts else None,
     ).validate()
     if workers == 1:
         # Load here so that a bad MODEL is a coded error before the server starts.
-        runtime = ClassifierRuntime.load(
-            model, memory_zones=memory_zones, batch_size=max_batch_size
-        )
+        runtime = load_runtime(settings)
         uvicorn.run(create_app(settings, runtime), host=host, port=port, log_level=log_level)
         return
     os.environ[SETTINGS_ENV] = settings.to_json()

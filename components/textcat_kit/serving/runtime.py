@@ -9,19 +9,26 @@ Each call runs inside ``nlp.memory_zone()`` (spaCy >= 3.8): strings and vocab en
 the batch adds are freed when the zone closes, so a long-running service does not grow
 with every new word it sees. Everything returned is copied out of the docs before the
 zone closes.
+
+Inside a zone spaCy's tokenizer neither caches nor keeps new words, so a batch of words
+the process has not seen before costs about twice as much to tokenize. Two remedies,
+both bounded: the first ``warmup_docs`` texts run outside zones (the cache and the
+vocabulary fill with the words of real traffic, once), and :meth:`prime` tokenizes given
+texts (e.g. the training file) outside any zone at startup.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import spacy
+import srsly
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -67,18 +74,23 @@ class ClassifierRuntime:
     """A loaded pipeline plus what a service needs to know about it."""
 
     def __init__(
-        self, nlp: Language, *, model: str = "", memory_zones: bool = True, batch_size: int = 256
+        self,
+        nlp: Language,
+        *,
+        model: str = "",
+        memory_zones: bool = True,
+        batch_size: int = 256,
+        warmup_docs: int = 0,
     ) -> None:
         self.nlp = nlp
         self.model = model
         self.memory_zones = memory_zones and hasattr(nlp, "memory_zone")
         self.batch_size = batch_size
+        self.warmup_docs = warmup_docs
+        self.docs_seen = 0
         self.textcat_name, textcat, self.exclusive = find_classifier(nlp)
         self.labels: list[str] = list(textcat.labels)
-        self.has_decision = any(
-            DECIDED in str(assigns)
-            for assigns in (nlp.get_pipe_meta(name).assigns for name in nlp.pipe_names)
-        )
+        self.has_decision = self._sets_decided_labels()
         if not self.has_decision:
             warnings.warn(Warnings.W300, stacklevel=2)
         self._index = {label: j for j, label in enumerate(self.labels)}
@@ -108,33 +120,64 @@ class ClassifierRuntime:
     def task(self) -> str:
         return "exclusive" if self.exclusive else "multilabel"
 
+    def _sets_decided_labels(self) -> bool:
+        """Whether the pipeline sets ``doc._.decided_labels`` (probed on one short text)."""
+        if not Doc.has_extension(DECIDED):
+            return False
+        with self._zone():
+            doc = self.nlp("probe")
+            return doc._.get(DECIDED) is not None
+
+    def thresholds(self) -> dict[str, Any]:
+        """The tuned decision rule as ``textcat-kit tune`` recorded it (tune_summary.json)."""
+        path = self.model_path
+        summary_path = path / "tune_summary.json" if path is not None else None
+        if summary_path is None or not summary_path.is_file():
+            return {}
+        summary = srsly.read_json(summary_path)
+        return {
+            "per_label": summary.get("thresholds", {}),
+            "global": summary.get("global_threshold"),
+            "abstain": summary.get("abstain"),
+            "calibration": summary.get("calibration_method"),
+        }
+
     def metadata(self) -> dict[str, Any]:
         """Labels, task, thresholds and test metrics (meta.json) of the pipeline."""
         meta = self.nlp.meta
-        thresholds: dict[str, Any] = {}
-        for name, pipe in self.nlp.pipeline:
-            if DECIDED in str(self.nlp.get_pipe_meta(name).assigns):
-                thresholds = {
-                    "component": name,
-                    "per_label": dict(getattr(pipe, "thresholds", {}) or {}),
-                    "global": getattr(pipe, "global_threshold", None),
-                    "abstain": getattr(pipe, "abstain_threshold", None),
-                }
         kit = meta.get("textcat_kit", {}) or {}
         return {
             "model": self.model_info,
             "labels": self.labels,
             "task": self.task,
             "pipeline": list(self.nlp.pipe_names),
-            "thresholds": thresholds,
-            "decided_labels": "decision component" if self.has_decision else "fallback (W300)",
+            "thresholds": self.thresholds(),
+            "decided_labels": "pipeline" if self.has_decision else "fallback (W300)",
             "test_metrics": kit.get("test_metrics") or meta.get("performance", {}),
             "spacy_version": meta.get("spacy_version"),
         }
 
+    def prime(self, texts: Iterable[str]) -> int:
+        """Tokenize ``texts`` outside any memory zone; returns how many.
+
+        Inside a memory zone spaCy's tokenizer does not add to its cache and every word
+        gets a transient vocabulary entry, so text made of words it has never cached is
+        tokenized from scratch in every batch. Priming with typical texts (the training
+        file) makes those words permanent once, at a bounded cost.
+        """
+        n = 0
+        tokenizer: Any = self.nlp.tokenizer
+        for _doc in tokenizer.pipe(texts, batch_size=1000):
+            n += 1
+        return n
+
+    @property
+    def in_warmup(self) -> bool:
+        return self.docs_seen < self.warmup_docs
+
     @contextlib.contextmanager
     def _zone(self) -> Iterator[None]:
-        if self.memory_zones:
+        if self.memory_zones and not self.in_warmup:
             with self.nlp.memory_zone():
                 yield
         else:
@@ -158,10 +201,15 @@ class ClassifierRuntime:
         with self._zone():
             for i, doc in enumerate(self.nlp.pipe(texts, batch_size=self.batch_size)):
                 cats = doc.cats
-                row = [float(cats.get(label, 0.0)) for label in labels]
-                probs[i] = row
-                cats_out.append(dict(zip(labels, row)))
+                if len(cats) == n_labels and list(cats) == labels:
+                    # The usual case: the classifier wrote every label, in label order.
+                    probs[i] = np.fromiter(cats.values(), dtype=np.float64, count=n_labels)
+                    cats_out.append(cats)
+                else:
+                    probs[i] = [float(cats.get(label, 0.0)) for label in labels]
+                    cats_out.append(dict(zip(labels, probs[i].tolist(), strict=True)))
                 decided_out.append(self._decided(doc, probs[i]))
+        self.docs_seen += len(texts)
         return BatchOutput(cats=cats_out, decided=decided_out, probs=probs)
 
     def decided_matrix(self, decided: Sequence[Sequence[str]]) -> np.ndarray:

@@ -1,0 +1,624 @@
+"""Load tests of ``textcat-kit serve`` on loopback, measured against in-process baselines.
+
+Every scenario starts the real app (``textcat_kit.serving.app.create_app``, uvicorn with
+uvloop + httptools) in a subprocess and drives it with a small asyncio HTTP/1.1 client
+(keep-alive connections, one per simulated client, in this process). Client and server
+share the machine's cores, as they would on one host; on a shared machine the absolute
+figures move with other load, so each comparison is measured side by side in the same
+run, in interleaved rounds, and reported as a ratio per round (median and range).
+
+Scenarios (subcommands)::
+
+    python benchmarks/serve_load.py throughput MODEL [--texts CSV]
+        A: requests of 64 texts from 8 clients: docs/s vs in-process nlp.pipe
+        B: single-text requests from 32 clients: requests/s vs GET /constant of the same app
+    python benchmarks/serve_load.py transformer
+        C: tiny transformer pipeline, 32 clients, micro-batched vs per-request nlp(text)
+    python benchmarks/serve_load.py memory MODEL --requests 200000
+        D: RSS of the server over N single-text requests with unseen words, with and
+           without memory zones
+    python benchmarks/serve_load.py fuzz MODEL --examples 3000
+        E: hypothesis-generated bodies against /classify: count of 5xx answers
+
+Results are printed and written as JSON under ``benchmarks/results/serve_*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import socket
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_TEXTS = REPO.parent / "shared" / "data" / "banking77" / "test.csv"
+
+
+# -- server -------------------------------------------------------------------------------
+def _server_main(argv: Sequence[str]) -> None:
+    """Subprocess entry: the service app plus GET /constant, on uvicorn."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mode", choices=["batched", "direct"], default="batched")
+    parser.add_argument("--memory-zones", type=int, default=1)
+    parser.add_argument("--max-batch-size", type=int, default=256)
+    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    import uvicorn
+    from fastapi.responses import Response
+
+    from textcat_kit.serving.app import ServeSettings, create_app
+
+    settings = ServeSettings(
+        model=args.model,
+        batching=args.mode == "batched",
+        memory_zones=bool(args.memory_zones),
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+    )
+    app = create_app(settings)
+    constant = b'{"model":{"name":"x","version":"0"},"results":[]}'
+
+    @app.post("/constant")
+    async def constant_endpoint() -> Response:
+        return Response(constant, media_type="application/json")
+
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(model: str | Path, **options: Any) -> Iterator[tuple[int, int]]:
+    """Start the server subprocess; yield (port, pid) once /health answers."""
+    port = _free_port()
+    cmd = [sys.executable, __file__, "_server", "--model", str(model), "--port", str(port)]
+    for key, value in options.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+            try:
+                status, _ = asyncio.run(_one_request(port, "GET", "/health", b""))
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.3)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def rss_of(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- client -------------------------------------------------------------------------------
+def _request_bytes(method: str, path: str, body: bytes) -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if method == "POST":
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith("content-length:"):
+            length = int(line.split(":", 1)[1])
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def _one_request(port: int, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_request_bytes(method, path, body))
+        await writer.drain()
+        return await _read_response(reader)
+    finally:
+        writer.close()
+
+
+async def _load(
+    port: int,
+    path: str,
+    bodies: Callable[[int, int], bytes],
+    n_clients: int,
+    duration: float,
+    warmup: float = 1.0,
+    max_requests: int | None = None,
+) -> dict[str, Any]:
+    """``n_clients`` keep-alive connections sending requests back to back."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counted = [0]
+    total = [0]
+    start = time.perf_counter()
+    t_measure = start + warmup
+    t_end = t_measure + duration
+    bad_body: list[bytes] = []
+
+    async def client(c: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = 0
+        try:
+            while True:
+                now = time.perf_counter()
+                if max_requests is None and now >= t_end:
+                    return
+                if max_requests is not None and counted[0] >= max_requests:
+                    return
+                payload = _request_bytes("POST", path, bodies(c, i))
+                t0 = time.perf_counter()
+                writer.write(payload)
+                await writer.drain()
+                status, body = await _read_response(reader)
+                t1 = time.perf_counter()
+                i += 1
+                total[0] += 1
+                statuses[status] = statuses.get(status, 0) + 1
+                if status != 200 and len(bad_body) < 3:
+                    bad_body.append(body[:200])
+                if max_requests is not None or t0 >= t_measure:
+                    latencies.append(t1 - t0)
+                    counted[0] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(c) for c in range(n_clients)))
+    elapsed = time.perf_counter() - (start if max_requests is not None else t_measure)
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "requests": n,
+        "total_requests": total[0],
+        "seconds": elapsed,
+        "requests_per_s": n / elapsed,
+        "p50_ms": 1000 * latencies[n // 2] if n else None,
+        "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
+        "statuses": statuses,
+        "errors": bad_body,
+    }
+
+
+def load(*args: Any, server_pid: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run :func:`_load`; with ``server_pid`` also the CPU seconds server and client used
+    (including the warm-up, so per-request CPU is slightly overstated for both)."""
+    cpu0 = (cpu_of(server_pid) if server_pid else 0.0, self_cpu())
+    try:
+        import uvloop
+
+        result = uvloop.run(_load(*args, **kwargs))
+    except ImportError:
+        result = asyncio.run(_load(*args, **kwargs))
+    if server_pid:
+        result["server_cpu_s"] = cpu_of(server_pid) - cpu0[0]
+        result["client_cpu_s"] = self_cpu() - cpu0[1]
+    return result
+
+
+# -- helpers ------------------------------------------------------------------------------
+def read_texts(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf8") as f:
+        reader = csv.DictReader(f)
+        key = "text" if "text" in (reader.fieldnames or []) else (reader.fieldnames or [""])[0]
+        return [row[key] for row in reader if row[key].strip()]
+
+
+def summarise(ratios: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+    }
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"serve_{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+    print(f"wrote {path.relative_to(REPO)}")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "note": "client and server share the machine's cores; ratios are per round",
+    }
+
+
+# -- scenarios ----------------------------------------------------------------------------
+def in_process_docs_per_s(nlp: Any, texts: list[str], duration: float) -> tuple[float, float]:
+    """(docs per wall-clock second, docs per CPU second) of ``nlp.pipe`` in this process."""
+    list(nlp.pipe(texts[:200]))
+    n = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < duration:
+        for _doc in nlp.pipe(texts):
+            n += 1
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
+
+
+def cpu_per_request(result: dict[str, Any]) -> float:
+    """Server + client CPU seconds per request (warm-up included on both sides)."""
+    return (result["server_cpu_s"] + result["client_cpu_s"]) / max(result["total_requests"], 1)
+
+
+def throughput(args: argparse.Namespace) -> None:
+    texts = read_texts(Path(args.texts))
+    rng = random.Random(0)
+    batches = [json.dumps({"texts": rng.sample(texts, 64)}).encode() for _ in range(200)]
+    singles = [json.dumps({"texts": [t]}).encode() for t in texts[:2000]]
+    rounds = []
+    import spacy
+
+    nlp = spacy.load(args.model)
+    opts = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
+    with server(args.model, **opts) as (port, pid):
+        for r in range(args.rounds):
+            inproc, inproc_cpu = in_process_docs_per_s(nlp, texts[:2000], args.duration)
+            a = load(
+                port,
+                "/classify",
+                lambda c, i: batches[(c * 31 + i) % 200],
+                8,
+                args.duration,
+                server_pid=pid,
+            )
+            const = load(
+                port,
+                "/constant",
+                lambda c, i: singles[(c * 97 + i) % 2000],
+                32,
+                args.duration,
+                server_pid=pid,
+            )
+            b = load(
+                port,
+                "/classify",
+                lambda c, i: singles[(c * 97 + i) % 2000],
+                32,
+                args.duration,
+                server_pid=pid,
+            )
+            a_cpu = 64 / cpu_per_request(a)
+            row = {
+                "round": r,
+                "in_process_docs_per_s": inproc,
+                "in_process_docs_per_cpu_s": inproc_cpu,
+                "A_server_docs_per_s": 64 * a["requests_per_s"],
+                "A_ratio": 64 * a["requests_per_s"] / inproc,
+                "A_docs_per_cpu_s": a_cpu,
+                "A_cpu_ratio": a_cpu / inproc_cpu,
+                "A_p50_ms": a["p50_ms"],
+                "A_p99_ms": a["p99_ms"],
+                "constant_requests_per_s": const["requests_per_s"],
+                "constant_p50_ms": const["p50_ms"],
+                "constant_p99_ms": const["p99_ms"],
+                "B_requests_per_s": b["requests_per_s"],
+                "B_ratio": b["requests_per_s"] / const["requests_per_s"],
+                "B_cpu_ratio": cpu_per_request(const) / cpu_per_request(b),
+                "B_p50_ms": b["p50_ms"],
+                "B_p99_ms": b["p99_ms"],
+                "statuses": {"A": a["statuses"], "constant": const["statuses"], "B": b["statuses"]},
+                "loadavg": os.getloadavg()[0],
+            }
+            rounds.append(row)
+            print(
+                f"round {r} (load {row['loadavg']:.1f}): in-process {inproc:.0f} docs/s "
+                f"({inproc_cpu:.0f}/cpu-s) | A 8x64: {row['A_server_docs_per_s']:.0f} docs/s = "
+                f"{row['A_ratio']:.2f}x wall, {row['A_cpu_ratio']:.2f}x cpu (p50 "
+                f"{a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms) | constant "
+                f"{const['requests_per_s']:.0f} req/s | B 32x1: {b['requests_per_s']:.0f} "
+                f"req/s = {row['B_ratio']:.2f}x wall, {row['B_cpu_ratio']:.2f}x cpu (p50 "
+                f"{b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms) | {row['statuses']}",
+                flush=True,
+            )
+    result = {
+        "scenario": "throughput",
+        "model": str(args.model),
+        "machine": machine(),
+        "settings": {
+            "duration_s": args.duration,
+            "max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+        },
+        "rounds": rounds,
+        "A_ratio": summarise([r["A_ratio"] for r in rounds]),
+        "A_cpu_ratio": summarise([r["A_cpu_ratio"] for r in rounds]),
+        "B_ratio": summarise([r["B_ratio"] for r in rounds]),
+        "B_cpu_ratio": summarise([r["B_cpu_ratio"] for r in rounds]),
+    }
+    for key, what in (
+        ("A_ratio", "A (8 clients x 64 texts) docs/s / in-process nlp.pipe, wall"),
+        ("A_cpu_ratio", "A docs per CPU-s (server+client) / in-process, CPU"),
+        ("B_ratio", "B (32 clients x 1 text) req/s / constant endpoint, wall"),
+        ("B_cpu_ratio", "B requests per CPU-s / constant endpoint, CPU"),
+    ):
+        print(
+            f"{what}: median {result[key]['median']:.3f} "
+            f"[{result[key]['min']:.3f}, {result[key]['max']:.3f}]"
+        )
+    write_result(args.name or "throughput", result)
+
+
+def build_tiny_transformer(root: Path) -> Path:
+    """A tiny BERT-style encoder + textcat trained for a few steps (local, no hub)."""
+    from textcat_kit.testing.pipelines import build_transformer_textcat
+    from textcat_kit.testing.tiny_transformer import build_tiny_transformer as build_encoder
+
+    texts = read_texts(DEFAULT_TEXTS)[:400]
+    labels = ["a", "b", "c"]
+    encoder = build_encoder(root / "encoder", texts)
+    records = [(t, [labels[i % 3]]) for i, t in enumerate(texts[:60])]
+    nlp = build_transformer_textcat(
+        REPO / "configs" / "textcat_transformer.cfg",
+        encoder,
+        records,
+        labels=labels,
+        train_steps=2,
+    )
+    out = root / "pipeline"
+    nlp.to_disk(out)
+    return out
+
+
+def transformer(args: argparse.Namespace) -> None:
+    texts = read_texts(Path(args.texts))
+    singles = [json.dumps({"texts": [t]}).encode() for t in texts[:2000]]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(args.model) if args.model else build_tiny_transformer(Path(tmp))
+        rounds = []
+        with server(model, mode="batched", max_wait_ms=args.max_wait_ms) as (p_batch, _):
+            with server(model, mode="direct") as (p_direct, _):
+                for r in range(args.rounds):
+                    direct = load(
+                        p_direct,
+                        "/classify",
+                        lambda c, i: singles[(c * 97 + i) % 2000],
+                        32,
+                        args.duration,
+                    )
+                    batched = load(
+                        p_batch,
+                        "/classify",
+                        lambda c, i: singles[(c * 97 + i) % 2000],
+                        32,
+                        args.duration,
+                    )
+                    row = {
+                        "round": r,
+                        "per_request_requests_per_s": direct["requests_per_s"],
+                        "per_request_p50_ms": direct["p50_ms"],
+                        "per_request_p99_ms": direct["p99_ms"],
+                        "batched_requests_per_s": batched["requests_per_s"],
+                        "batched_p50_ms": batched["p50_ms"],
+                        "batched_p99_ms": batched["p99_ms"],
+                        "ratio": batched["requests_per_s"] / direct["requests_per_s"],
+                        "statuses": {"direct": direct["statuses"], "batched": batched["statuses"]},
+                    }
+                    rounds.append(row)
+                    print(
+                        f"round {r}: per-request {direct['requests_per_s']:.0f} req/s (p50 "
+                        f"{direct['p50_ms']:.0f} ms, p99 {direct['p99_ms']:.0f} ms) | "
+                        f"micro-batched {batched['requests_per_s']:.0f} req/s (p50 "
+                        f"{batched['p50_ms']:.0f} ms, p99 {batched['p99_ms']:.0f} ms) = "
+                        f"{row['ratio']:.2f}x | {row['statuses']}",
+                        flush=True,
+                    )
+    result = {
+        "scenario": "transformer",
+        "model": str(args.model or "tiny transformer (textcat_kit.testing, 2x64)"),
+        "machine": machine(),
+        "rounds": rounds,
+        "ratio": summarise([r["ratio"] for r in rounds]),
+    }
+    print(f"C micro-batched / per-request req/s at 32 clients: {result['ratio']}")
+    write_result(args.name or "transformer", result)
+
+
+def _novel_text(rng: random.Random, texts: list[str]) -> str:
+    word = "".join(rng.choices(string.ascii_lowercase + string.digits, k=10))
+    ref = "".join(rng.choices(string.ascii_uppercase + string.digits, k=8))
+    return f"{rng.choice(texts)} order {word} ref {ref}"
+
+
+def memory(args: argparse.Namespace) -> None:
+    texts = read_texts(Path(args.texts))
+    out: dict[str, Any] = {
+        "scenario": "memory",
+        "model": str(args.model),
+        "machine": machine(),
+        "requests": args.requests,
+        "warmup_requests": args.warmup,
+    }
+    for zones in (1, 0):
+        rng = random.Random(zones)
+        pool = [
+            json.dumps({"texts": [_novel_text(rng, texts)]}).encode()
+            for _ in range(args.requests + args.warmup)
+        ]
+        with server(args.model, memory_zones=zones) as (port, pid):
+            counter = [0]
+
+            def body(
+                c: int, i: int, pool: list[bytes] = pool, counter: list[int] = counter
+            ) -> bytes:
+                counter[0] += 1
+                return pool[counter[0] % len(pool)]
+
+            load(port, "/classify", body, 32, 0, warmup=0, max_requests=args.warmup)
+            rss_warm = rss_of(pid)
+            samples = [(0, rss_warm)]
+            done = 0
+            chunk = args.requests // 10
+            t0 = time.perf_counter()
+            stats = []
+            while done < args.requests:
+                s = load(port, "/classify", body, 32, 0, warmup=0, max_requests=chunk)
+                stats.append(s)
+                done += s["requests"]
+                samples.append((done, rss_of(pid)))
+                print(
+                    f"memory_zones={zones}: {done} requests, RSS {samples[-1][1] / 2**20:.1f} MiB",
+                    flush=True,
+                )
+            elapsed = time.perf_counter() - t0
+        growth = samples[-1][1] / rss_warm - 1
+        key = "with_memory_zones" if zones else "without_memory_zones"
+        out[key] = {
+            "rss_after_warmup_mib": rss_warm / 2**20,
+            "rss_end_mib": samples[-1][1] / 2**20,
+            "growth": growth,
+            "samples": [(n, rss / 2**20) for n, rss in samples],
+            "requests_per_s": done / elapsed,
+            "non_200": sum(v for s in stats for k, v in s["statuses"].items() if k != 200),
+        }
+        print(
+            f"memory_zones={zones}: RSS {rss_warm / 2**20:.1f} -> {samples[-1][1] / 2**20:.1f} "
+            f"MiB over {done} requests: {100 * growth:+.2f}%",
+            flush=True,
+        )
+    write_result(args.name or "memory", out)
+
+
+def fuzz(args: argparse.Namespace) -> None:
+    import httpx
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+        lambda ch: st.lists(ch, max_size=6) | st.dictionaries(st.text(max_size=10), ch, max_size=4),
+        max_leaves=30,
+    )
+    bodies = st.one_of(
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.dictionaries(st.sampled_from(["texts", "text"]), json_values, max_size=2).map(
+            lambda v: json.dumps(v).encode()
+        ),
+        st.lists(st.text(max_size=400), max_size=300).map(
+            lambda t: json.dumps({"texts": t}).encode()
+        ),
+        st.binary(max_size=500),
+    )
+    counts: dict[int, int] = {}
+    server_errors: list[str] = []
+    with server(args.model) as (port, _pid), httpx.Client(timeout=60) as client:
+        url = f"http://127.0.0.1:{port}"
+
+        @settings(
+            max_examples=args.examples,
+            deadline=None,
+            derandomize=False,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        @given(
+            body=bodies,
+            content_type=st.sampled_from(
+                ["application/json", "text/plain", "application/x-www-form-urlencoded", ""]
+            ),
+        )
+        def check(body: bytes, content_type: str) -> None:
+            headers = {"content-type": content_type} if content_type else {}
+            response = client.post(f"{url}/classify", content=body, headers=headers)
+            counts[response.status_code] = counts.get(response.status_code, 0) + 1
+            if response.status_code >= 500:
+                server_errors.append(f"{body[:100]!r}: {response.text[:200]}")
+
+        check()
+        # The OpenAPI schema's other operations, too.
+        for path in ("/health", "/metadata", "/metrics", "/monitor", "/openapi.json", "/docs"):
+            status = client.get(f"{url}{path}").status_code
+            counts[status] = counts.get(status, 0) + 1
+            if status >= 500:
+                server_errors.append(path)
+        healthy = client.get(f"{url}/health").status_code == 200
+    result = {
+        "scenario": "fuzz",
+        "examples": args.examples,
+        "status_counts": counts,
+        "server_errors": len(server_errors),
+        "examples_of_errors": server_errors[:5],
+        "healthy_after": healthy,
+    }
+    print(json.dumps(result, indent=1))
+    write_result(args.name or "fuzz", result)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_server":
+        _server_main(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("throughput", "transformer", "memory", "fuzz"):
+        p = sub.add_parser(name)
+        p.add_argument("model", nargs="?" if name == "transformer" else None, default=None)
+        p.add_argument("--texts", default=str(DEFAULT_TEXTS))
+        p.add_argument("--duration", type=float, default=8.0)
+        p.add_argument("--rounds", type=int, default=3)
+        p.add_argument("--max-batch-size", type=int, default=256)
+        p.add_argument("--max-wait-ms", type=float, default=2.0)
+        p.add_argument("--requests", type=int, default=200_000)
+        p.add_argument("--warmup", type=int, default=20_000)
+        p.add_argument("--examples", type=int, default=3000)
+        p.add_argument("--name", default="")
+    args = parser.parse_args()
+    {"throughput": throughput, "transformer": transformer, "memory": memory, "fuzz": fuzz}[
+        args.command
+    ](args)
+
+
+if __name__ == "__main__":
+    main()
