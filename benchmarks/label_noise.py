@@ -15,8 +15,10 @@ these figures are a lower bound on the ranking's precision.
 
 Run (Banking77, ~15 min on 2 busy cores; GoEmotions ~10 min)::
 
-    python benchmarks/label_noise.py banking77 CORPUS_DIR --output benchmarks/results/label_noise_banking77.json
-    python benchmarks/label_noise.py goemotions CORPUS_DIR --output benchmarks/results/label_noise_goemotions.json
+    python benchmarks/label_noise.py banking77 CORPUS_DIR \
+        --output benchmarks/results/label_noise_banking77.json
+    python benchmarks/label_noise.py goemotions CORPUS_DIR \
+        --output benchmarks/results/label_noise_goemotions.json
 
 ``CORPUS_DIR`` is a ``textcat-kit corpus`` output (its ``train.spacy`` is used).
 """
@@ -282,7 +284,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = []
     if "scores" in results:  # multi-label
         lines += [
-            "| ranking | k (toggled pairs) | precision@k | recall@k | recall removed | recall added | docs P@k | docs R@k |",
+            "| ranking | k (toggled pairs) | precision@k | recall@k | recall removed "
+            "| recall added | docs P@k | docs R@k |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for rank_by, s in results["scores"].items():
@@ -293,7 +296,8 @@ def markdown_table(results: dict[str, Any]) -> str:
             )
         return "\n".join(lines)
     lines += [
-        "| noise | ranking | k (flipped) | precision@k | recall@k | recall uniform | recall confusable | issues flagged |",
+        "| noise | ranking | k (flipped) | precision@k | recall@k | recall uniform "
+        "| recall confusable | issues flagged |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for setting in ("mixed", "uniform", "confusable"):

@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import srsly
@@ -51,11 +51,16 @@ from .errors import ConfigError, DataError, Errors, TextcatKitError, Warnings
 from .maths import metrics
 from .maths.calibration import PerLabelCalibration, TemperatureScaling
 from .maths.label_issues import (
+    FILTER_BY,
+    RANK_BY,
     ExclusiveIssues,
+    FilterBy,
     MultilabelIssues,
+    RankBy,
     find_label_issues,
     find_multilabel_issues,
 )
+from .maths.validation import check_choice
 from .safe_write import atomic_dir
 from .tuning import fold_ids
 
@@ -175,6 +180,8 @@ class FoldJob:
     workdir: str
     overrides: dict[str, Any]
     keep_model: str | None = None
+    #: model-best (chosen on dev, as ``spacy train``) or model-last.
+    use_best: bool = True
 
 
 @dataclass
@@ -223,7 +230,9 @@ def run_fold(job: FoldJob) -> FoldResult:
         output.mkdir(parents=True, exist_ok=True)
         train_nlp(nlp, output, use_gpu=-1, stdout=sink, stderr=sink)
         best = output / "model-best"
-        trained = spacy.load(best if best.exists() else output / "model-last")
+        if not (job.use_best and best.exists()):
+            best = output / "model-last"
+        trained = spacy.load(best)
     except TextcatKitError:
         raise
     except Exception as err:  # noqa: BLE001 - anything spaCy/thinc raise while training
@@ -238,7 +247,7 @@ def run_fold(job: FoldJob) -> FoldResult:
     if job.keep_model:
         keep = Path(job.keep_model)
         keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(best if best.exists() else output / "model-last", keep)
+        shutil.copytree(best, keep)
     shutil.rmtree(output, ignore_errors=True)
     return FoldResult(job.fold, labels, raw, time.perf_counter() - start)
 
@@ -507,24 +516,26 @@ def run_cv(
         fold_metrics(calibrated[folds == k], gold[folds == k], exclusive, labels)
         for k in range(n_folds)
     ]
+    check_choice(filter_by, "filter_by", FILTER_BY)
+    check_choice(rank_by, "rank_by", RANK_BY)
+    issues: ExclusiveIssues | MultilabelIssues
     if exclusive:
-        issues: ExclusiveIssues | MultilabelIssues = find_label_issues(
+        exclusive_issues = find_label_issues(
             calibrated,
             gold.argmax(axis=1),
-            filter_by=filter_by,
-            rank_by=rank_by,  # type: ignore[arg-type]
+            filter_by=cast(FilterBy, filter_by),
+            rank_by=cast(RankBy, rank_by),
         )
-        n_issues = len(issues.order)
-        noise = issues.joint.noise_rate()
+        n_issues = len(exclusive_issues.order)
+        noise = exclusive_issues.joint.noise_rate()
+        issues = exclusive_issues
     else:
-        issues = find_multilabel_issues(
-            calibrated,
-            gold,
-            filter_by=filter_by,
-            rank_by=rank_by,  # type: ignore[arg-type]
+        multilabel_issues = find_multilabel_issues(
+            calibrated, gold, filter_by=cast(FilterBy, filter_by), rank_by=cast(RankBy, rank_by)
         )
-        n_issues = len(issues.doc_order)
-        noise = float(np.mean([j.noise_rate() for j in issues.joints]))
+        n_issues = len(multilabel_issues.doc_order)
+        noise = float(np.mean([j.noise_rate() for j in multilabel_issues.joints]))
+        issues = multilabel_issues
     report = {
         "config": str(config),
         "train": str(train),
@@ -549,7 +560,7 @@ def run_cv(
             **({"n_pairs": int(len(issues.pairs))} if isinstance(issues, MultilabelIssues) else {}),
         },
     }
-    result = CVResult(
+    cv_result = CVResult(
         corpus=corpus,
         labels=labels,
         exclusive=exclusive,
@@ -560,8 +571,8 @@ def run_cv(
         report=report,
         issues=issues,
     )
-    result.issue_records = issue_records(corpus, calibrated, labels, issues, folds)
-    return result
+    cv_result.issue_records = issue_records(corpus, calibrated, labels, issues, folds)
+    return cv_result
 
 
 def _run_jobs(jobs: list[FoldJob], n_jobs: int) -> list[FoldResult]:

@@ -716,16 +716,14 @@ class Errors:
     )
     E409 = (
         "[E409] {where}: label '{label}' is not a choice of the Label Studio project's "
-        "<Choices name=\"{name}\"> ({labels}). Add it to the project's labeling config, or push "
+        '<Choices name="{name}"> ({labels}). Add it to the project\'s labeling config, or push '
         "to a project made for this label set (--project-title creates one)."
     )
     E410 = (
         "[E410] Label Studio at {url} has {n} projects titled '{title}' (ids {ids}). Pass "
         "--project-id with the one to use."
     )
-    E411 = (
-        "[E411] {what} must be >= {minimum} (got {value})."
-    )
+    E411 = "[E411] {what} must be >= {minimum} (got {value})."
     E412 = (
         "[E412] cv: training fold {fold} of {config} failed: {detail}. Run `python -m spacy "
         "train {config}` on the same data to see the full error."

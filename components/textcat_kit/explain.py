@@ -167,7 +167,7 @@ def _key_texts(ngrams: Model, doc: Doc) -> dict[int, str]:
     unigrams = doc.to_array([attr]) if len(doc) else np.zeros(0, dtype=np.uint64)
     unigrams = np.asarray(unigrams, dtype=np.uint64).reshape(-1)
     strings = [
-        doc.vocab.strings[int(h)] if int(h) in doc.vocab.strings else token.text
+        doc.vocab.strings[int(h)] if int(h) in doc.vocab.strings else token.text  # type: ignore[operator]
         for h, token in zip(unigrams, doc)
     ]
     out: dict[int, str] = {}

@@ -362,7 +362,7 @@ def suggest(
     already = [position for position in chosen if tasks[position][0] in done]
     chosen = [position for position in chosen if tasks[position][0] not in done]
     choose = default_label_chooser(scheme.exclusive, threshold)
-    payloads = []
+    payloads: list[dict[str, Any]] = []
     picks = []
     for rank, position in enumerate(chosen, 1):
         task_id = tasks[position][0]
