@@ -26,18 +26,18 @@ from spacy.language import Language
 from ..errors import Warnings
 from .inputs import Chunk, Fields, InputFile, Position, read_chunks
 from .progress import Progress
-from .results import OutputSpec, result_table, score_texts, table_to_jsonl
+from .results import OutputSpec, Scorer, result_table, table_to_jsonl
 from .store import OutputFormat, PartMeta, PartStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 #: What the forked workers run (set in the parent just before the pool forks).
-_WORKER: tuple[Language, OutputSpec, OutputFormat] | None = None
+_WORKER: tuple[Scorer, OutputSpec, OutputFormat] | None = None
 
 
 def score_chunk(
-    nlp: Language,
+    scorer: Scorer,
     spec: OutputSpec,
     fmt: OutputFormat,
     source: str,
@@ -46,7 +46,7 @@ def score_chunk(
     texts: Sequence[str],
 ) -> pa.Table | bytes:
     """The output rows of one chunk: an Arrow table (Parquet) or JSON lines."""
-    scores, decided = score_texts(nlp, texts, spec)
+    scores, decided = scorer(texts)
     table = result_table(spec, source, rows, ids, scores, decided)
     return table_to_jsonl(table, spec) if fmt == "jsonl" else table
 
@@ -134,8 +134,9 @@ def run_local(
         warnings.warn(Warnings.W003, stacklevel=2)
         n_process = 1
     pool = None
+    scorer = Scorer(nlp, spec)
     if n_process > 1:
-        _WORKER = (nlp, spec, fmt)
+        _WORKER = (scorer, spec, fmt)
         pool = multiprocessing.get_context("fork").Pool(n_process)
     max_in_flight = 2 * n_process
     pending: deque[tuple[Chunk, bool, Any]] = deque()
@@ -181,7 +182,7 @@ def run_local(
             if chunk.rows:
                 args = (files[chunk.file_index].source, chunk.rows, chunk.ids, chunk.texts)
                 if pool is None:
-                    handle = _Done(score_chunk(nlp, spec, fmt, *args))
+                    handle = _Done(score_chunk(scorer, spec, fmt, *args))
                 else:
                     handle = pool.apply_async(_score_in_worker, args)
             pending.append((chunk, last, handle))

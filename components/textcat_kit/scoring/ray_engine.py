@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError, Errors, OutputError
 from .inputs import Chunk, Fields, InputFile, Position, Reject, read_chunks
-from .results import OutputSpec, result_table, score_texts, table_to_jsonl
+from .results import OutputSpec, Scorer, result_table, table_to_jsonl
 from .store import PartMeta, PartStore
 
 if TYPE_CHECKING:
@@ -191,6 +191,7 @@ class RayScorer:
 
         self.nlp = spacy.load(model)
         self.spec = OutputSpec.from_pipeline(self.nlp, top_k=top_k, with_id=with_id)
+        self.scorer = Scorer(self.nlp, self.spec)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import pyarrow as pa
@@ -199,7 +200,7 @@ class RayScorer:
         ok_mask = pc.is_null(batch.column("_reason"))
         ok, bad = batch.filter(ok_mask), batch.filter(pc.invert(ok_mask))
         spec = self.spec
-        scores, decided = score_texts(self.nlp, ok.column("text").to_pylist(), spec)
+        scores, decided = self.scorer(ok.column("text").to_pylist())
         ids = ok.column("id").to_pylist() if spec.with_id else None
         scored = result_table(
             spec,
