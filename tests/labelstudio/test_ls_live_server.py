@@ -215,6 +215,12 @@ def test_live_round_trip(
     least = [p["score"] for p in push_summary["least_confident"]]
     assert least == sorted(least)
 
+    # --- push again: idempotent per model version (issue 14) --------------------------
+    again = runner.invoke(app, ["push", str(model_dir), *common, "--model-version", MODEL_VERSION])
+    assert again.exit_code == 0, again.output
+    assert "0 new, 0 updated, 11 unchanged" in again.output
+    assert len(client.predictions.list(project=project.id)) == 11
+
     # The API key is never printed or written.
     for output in (pulled.output, pushed.output):
         assert server.token not in output

@@ -366,7 +366,7 @@ def push(
             continue
         previous = have[payload.task_id][0]
         same = (
-            getattr(previous, "result", None) == payload.result
+            _choices_of(getattr(previous, "result", None)) == _choices_of(payload.result)
             and abs(float(getattr(previous, "score", None) or 0.0) - payload.score) < 1e-6
         )
         if same:
@@ -402,6 +402,19 @@ def push(
         existing=existing,
     )
     return summary, payloads
+
+
+def _choices_of(result: Any) -> list[tuple[Any, ...]]:
+    """What a prediction result selects, ignoring keys the server adds (ids, origin)."""
+    out = []
+    for item in result or []:
+        if isinstance(item, dict):
+            value = item.get("value") or {}
+            choices = value.get("choices") if isinstance(value, dict) else None
+            out.append(
+                (item.get("from_name"), item.get("to_name"), item.get("type"), tuple(choices or ()))
+            )
+    return sorted(out, key=repr)
 
 
 def unlabelled_tasks_from_server(
