@@ -83,7 +83,11 @@ def subset_train(corpus: Corpus, per_class: int, seed: int, out: Path) -> tuple[
     return out, [docs[i].text for i in range(len(docs)) if i not in kept]
 
 
-def spacy_train(config: Path, train: Path, dev: Path, output: Path, overrides: list[str]) -> float:
+def spacy_train(
+    config: Path, train: Path, dev: Path, output: Path, overrides: list[str], reuse: bool
+) -> float:
+    """``spacy train`` in a subprocess; returns its wall time. With ``reuse`` a model trained
+    by an earlier run (same output directory) is kept, with the time recorded then."""
     cmd = [
         sys.executable,
         "-m",
@@ -98,12 +102,16 @@ def spacy_train(config: Path, train: Path, dev: Path, output: Path, overrides: l
         str(dev),
         *overrides,
     ]
+    timing = output.parent / f"{output.name}.train_s.json"
+    if reuse and (output / "model-best").is_dir() and timing.is_file():
+        return float(json.loads(timing.read_text())["train_s"])
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     (output.parent / f"{output.name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"spacy train failed ({config}):\n{proc.stderr[-3000:]}")
+    timing.write_text(json.dumps({"train_s": seconds, "command": " ".join(cmd)}))
     return seconds
 
 
@@ -117,7 +125,7 @@ def tune_and_evaluate(model: Path, dev: Path, test: Path, tuned: Path) -> dict[s
     tune_pipeline(model, dev, tuned, overwrite=True)
     tune_s = time.perf_counter() - start
     nlp = spacy.load(tuned)
-    result = evaluate(nlp, load_gold(nlp, test))
+    result = evaluate(nlp, load_gold(nlp, test)).metrics
     return {"tune_s": tune_s, **summarise(result)}
 
 
@@ -192,6 +200,9 @@ def run(
     cache_dir: Path = typer.Option(Path(".cache/embeddings"), help="On-disk embedding cache"),
     encoder: Path = typer.Option(Path(ENCODER_DIR), help="Encoder directory"),
     repeats: int = typer.Option(2, help="Inference-speed repeats (best of)"),
+    reuse: bool = typer.Option(
+        False, help="Keep models trained by an earlier run (and their times)"
+    ),
     seed: int = 0,
 ) -> None:
     """Train, tune, evaluate and time the systems on one dataset; write the result JSON."""
@@ -245,7 +256,7 @@ def run(
         save()
     if "bow" in wanted:
         out = work / "bow"
-        train_s = spacy_train(cfg["bow"], train_path, dev_path, out, [])
+        train_s = spacy_train(cfg["bow"], train_path, dev_path, out, [], reuse)
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "bow-tuned")
         row.update(
             train_s=train_s,
@@ -263,7 +274,7 @@ def run(
             "--components.textcat.model.encoder.cache_dir",
             str(cache),
         ]
-        head_s = spacy_train(cfg["embed"], train_path, dev_path, out, overrides)
+        head_s = spacy_train(cfg["embed"], train_path, dev_path, out, overrides, reuse)
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "embed-tuned")
         row.update(
             train_s=head_s + warm["encode_s"],

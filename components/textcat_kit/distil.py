@@ -120,8 +120,7 @@ def _batches(n: int, size: int, rng: random.Random) -> Iterator[list[int]]:
         yield order[start : start + size]
 
 
-def _dev_score(nlp: Language, textcat_name: str, dev: list[Example], exclusive: bool) -> float:
-    labels = list(nlp.get_pipe(textcat_name).labels)
+def _dev_score(nlp: Language, labels: list[str], dev: list[Example], exclusive: bool) -> float:
     texts = [eg.reference.text for eg in dev]
     gold = cats_matrix([eg.reference for eg in dev], labels)
     probs = cats_matrix(list(nlp.pipe(texts, batch_size=1000)), labels)
@@ -231,7 +230,7 @@ def distil(
             student.finish_update(optimizer)
             epoch_loss += loss
         with student.model.use_params(optimizer.averages or {}):
-            score = _dev_score(nlp, student_name, dev, exclusive)
+            score = _dev_score(nlp, labels, dev, exclusive)
             if score > best_score:
                 best_score, best_epoch, since_best = score, epoch, 0
                 best_bytes = student.to_bytes()

@@ -144,3 +144,13 @@ def test_disk_cache_is_shared_across_processes(tmp_path: Path) -> None:
     assert len(encode.calls) == calls
     for path in (tmp_path / "cache").glob("*.npy"):
         np.load(path, allow_pickle=False)  # plain arrays, no pickled objects
+
+
+def test_disk_cache_keeps_keys_ending_in_zero_bytes(tmp_path: Path) -> None:
+    """A digest ending in 0x00 must survive the round trip through the .npy shard."""
+    text = next(f"t{i}" for i in range(100_000) if EmbeddingCache.key(f"t{i}").endswith(b"\0"))
+    encode = CountingEncoder()
+    EmbeddingCache(max_items=10, directory=tmp_path).lookup([text], encode, 3)
+    again = EmbeddingCache(max_items=10, directory=tmp_path)
+    again.lookup([text], encode, 3)
+    assert len(encode.calls) == 1

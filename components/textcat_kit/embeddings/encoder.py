@@ -265,10 +265,11 @@ class EmbeddingCache:
             vectors_path = keys_path.with_name(keys_path.name.replace(".keys.", ".vectors."))
             if not vectors_path.exists():
                 continue
-            keys = np.load(keys_path, allow_pickle=False)
+            # n x 16 raw digest bytes (not numpy's "S16", which drops trailing NUL bytes).
+            keys = np.load(keys_path, allow_pickle=False).view(np.uint8).reshape(-1, 16)
             vectors = np.load(vectors_path, allow_pickle=False)
             for key, vector in zip(keys, vectors, strict=True):
-                self._store(bytes(key), vector)
+                self._store(key.tobytes(), vector)
                 loaded += 1
         return loaded
 
@@ -306,7 +307,7 @@ class EmbeddingCache:
     def _write_shard(self, keys: list[bytes], vectors: np.ndarray) -> None:
         assert self.directory is not None
         stem = f"{time.time_ns()}-{os.getpid()}"
-        key_array = np.frombuffer(b"".join(keys), dtype="S16")
+        key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16)
         for kind, array in (("vectors", vectors), ("keys", key_array)):
             tmp = self.directory / f".{stem}.{kind}.tmp.npy"
             np.save(tmp, array, allow_pickle=False)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -135,7 +135,7 @@ def _encoder_forward(
         model.set_dim("nO", encoder.width)
     texts = [doc.text for doc in docs]
     vectors = slot.cache.lookup(texts, encoder.encode, encoder.width)
-    output = model.ops.asarray2f(vectors)
+    output = model.ops.asarray2f(cast(Floats2d, vectors))
 
     def backprop(d_output: Floats2d) -> list[Doc]:
         return []  # frozen: nothing upstream to update

@@ -1,0 +1,104 @@
+"""End to end: embed variant `spacy train` -> tune -> evaluate -> package -> load in a clean venv.
+
+The tiny random encoder stands in for all-MiniLM-L6-v2 (the code path is the same). The
+encoder directory is deleted before the packaged pipeline is loaded: the pipeline must
+carry its encoder. The clean virtualenv gets the two wheels and the kit's
+``[transformers]`` extra (torch + transformers: the encoder runs on them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from embed_testing import LABELS, make_records
+
+from kit_testing import run_in, write_docbin
+from textcat_kit.evaluation import evaluate_to_dir
+from textcat_kit.packaging import package_pipeline
+from textcat_kit.tuning import tune_pipeline
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_embed_variant_trains_tunes_packages_and_loads_clean(
+    tiny_encoder: Path, fresh_venv: Path, tmp_path: Path
+) -> None:
+    encoder = shutil.copytree(tiny_encoder, tmp_path / "encoder")
+    train = write_docbin(make_records(20, seed=11), LABELS, tmp_path / "train.spacy")
+    dev = write_docbin(make_records(12, seed=12), LABELS, tmp_path / "dev.spacy")
+    test = write_docbin(make_records(8, seed=13), LABELS, tmp_path / "test.spacy")
+    trained = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(REPO_ROOT / "configs" / "textcat_embed.cfg"),
+            "--output",
+            str(tmp_path / "training"),
+            "--paths.train",
+            str(train),
+            "--paths.dev",
+            str(dev),
+            "--paths.encoder",
+            str(encoder),
+            "--training.optimizer.learn_rate",
+            "0.05",
+            "--training.max_steps",
+            "300",
+            "--training.eval_frequency",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    tune_pipeline(tmp_path / "training" / "model-best", dev, tmp_path / "tuned")
+    metrics = evaluate_to_dir(tmp_path / "tuned", test, tmp_path / "metrics")
+    assert metrics["macro_f"] >= 0.8
+    shutil.rmtree(encoder)  # the pipeline must not need it any more
+
+    pipeline_wheel, kit_wheel = package_pipeline(
+        tmp_path / "tuned",
+        tmp_path / "packages",
+        name="kit_embed_test",
+        version="0.0.1",
+        metrics_path=tmp_path / "metrics" / "metrics.json",
+    )
+    import torch
+
+    # torch first and pinned, as scripts/install.sh does, so that pip takes the CPU wheel
+    # already on this machine instead of resolving a CUDA build.
+    torch_pin = "torch==" + torch.__version__.split("+")[0]
+    for requirements in ([torch_pin], ["spacy-textcat-kit[transformers]", str(pipeline_wheel)]):
+        install = run_in(
+            fresh_venv,
+            "import subprocess, sys; subprocess.run([sys.executable, '-m', 'pip', 'install', "
+            "'--quiet', '--disable-pip-version-check', '--find-links', "
+            f"{str(kit_wheel.parent)!r}, *{requirements!r}], check=True)",
+        )
+        assert install.returncode == 0, install.stderr[-3000:]
+    texts = [text for text, _ in make_records(3, seed=14)] + [""]
+    code = f"""
+import json, spacy
+nlp = spacy.load("en_kit_embed_test")
+docs = list(nlp.pipe({texts!r}))
+print(json.dumps({{"cats": [d.cats for d in docs], "decided": [d._.decided_labels for d in docs],
+                  "pipes": nlp.pipe_names}}))
+"""
+    result = run_in(fresh_venv, code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["pipes"] == ["textcat", "textcat_kit_calibrator", "textcat_kit_decision"]
+    local = spacy.load(tmp_path / "tuned")
+    for doc, cats, decided in zip(local.pipe(texts), out["cats"], out["decided"], strict=True):
+        assert doc.cats == pytest.approx(cats, abs=1e-5)
+        assert doc._.decided_labels == decided
