@@ -328,3 +328,10 @@ def test_corpus_errors_print_without_traceback(
     err = capsys.readouterr().err
     assert "[E201]" in err and "train.csv:2" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_label_column_is_named_at_the_header(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "text,category\nhello,a\n")
+    with pytest.raises(DataError, match=r"\[E215\] .*a\.csv:1: .*label \| labels \| cats"):
+        read_file(path, ReadSettings(lenient=True))
+    assert read_file(path, ReadSettings(label_key="category")).records[0].labels == ["a"]

@@ -539,6 +539,10 @@ class Errors:
         "--text-key with the right column name (several joined: --text-key title,body), or "
         "--columns NAMES for a file without a header."
     )
+    E215 = (
+        "[E215] {path}:{line}: the header has no label column ({wanted}); columns: "
+        "{available}. Pass --label-key with the column that holds the labels."
+    )
     E213 = (
         "[E213] {source}: the export has no '{column}' column. {why} Export again from Label "
         "Studio without removing columns (Export > {fmt}, or `GET /api/projects/ID/export?"

@@ -545,6 +545,16 @@ def _rows(path: Path, fmt: FileFormat, settings: ReadSettings, result: ReadResul
                         header=", ".join(repr(c) for c in columns),
                     )
                 )
+            wanted = (settings.label_key,) if settings.label_key else LABEL_KEYS
+            if not any(key in columns for key in wanted):
+                raise DataError(
+                    Errors.E215.format(
+                        path=path,
+                        line=item.start,
+                        wanted=" | ".join(wanted),
+                        available=", ".join(columns),
+                    )
+                )
             for key in settings.text_keys:
                 if key not in columns:
                     raise DataError(
