@@ -3,6 +3,7 @@ and a real server (uvicorn in a subprocess on a free loopback port)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import socket
@@ -44,6 +45,7 @@ def synthetic_records(
     return out
 
 
+@functools.cache
 def build_tuned_pipeline(root: Path) -> Path:
     """Train a bow classifier, tune it (calibrator + decision with abstain), write the
     monitor reference profile; return the tuned pipeline directory."""
@@ -51,6 +53,7 @@ def build_tuned_pipeline(root: Path) -> Path:
     from textcat_kit.tuning import tune_pipeline
 
     nlp = train_bow_pipeline(synthetic_records(300, 0), LABELS, exclusive=True, epochs=6)
+    root.mkdir(parents=True, exist_ok=True)
     trained = root / "trained"
     nlp.to_disk(trained)
     dev = write_docbin(synthetic_records(240, 1), LABELS, root / "dev.spacy")

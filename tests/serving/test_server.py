@@ -23,7 +23,7 @@ MAX_LEN = 200
 
 @pytest.fixture(scope="module")
 def tuned_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tuned_pipeline(tmp_path_factory.mktemp("serve-model"))
+    return build_tuned_pipeline(tmp_path_factory.getbasetemp() / "serve-model")
 
 
 @pytest.fixture(scope="module")

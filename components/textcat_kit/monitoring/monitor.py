@@ -50,7 +50,12 @@ class MonitorSettings:
             ("alpha", 0.0 < self.alpha < 1.0, "in (0, 1)"),
             ("max_drop", 0.0 <= self.max_drop <= 1.0, "in [0, 1]"),
             ("min_docs", self.min_docs >= 2, ">= 2"),
-            ("n_simulations", self.n_simulations >= 100, ">= 100"),
+            (
+                "n_simulations",
+                self.n_simulations >= 100 and 1.0 / (self.n_simulations + 1) < self.alpha,
+                ">= 100 and > 1 / alpha - 1 (a simulated p-value cannot be smaller than "
+                "1 / (n_simulations + 1))",
+            ),
         ]
         for option, ok, rule in checks:
             if not ok:
