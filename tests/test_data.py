@@ -220,3 +220,12 @@ def test_build_corpus_warns_about_a_test_label_not_in_train(tmp_path: Path) -> N
     summary = build_corpus(train=train, test=test, output_dir=tmp_path / "out", dev=train)
     assert summary.labels == ["x", "y", "z"]
     assert any(m.startswith("[W202] label(s) ['z'] occur in test") for m in summary.messages)
+
+
+def test_split_stratifies_records_without_labels() -> None:
+    """All-negative multi-label records are split in proportion, not all kept in train."""
+    records = [Record(f"t{i}", ["toxic"] if i % 8 == 0 else []) for i in range(400)]
+    train, dev = stratified_split(records, 0.2, seed=0)
+    assert len(dev) == 80
+    assert sum(1 for r in dev if r.labels) == 10
+    assert sum(1 for r in dev if not r.labels) == 70

@@ -13,6 +13,10 @@ from collections.abc import Sequence
 
 from .records import Record
 
+#: Stratum of records without any label (all-negative multi-label examples), so they are
+#: split in proportion like any label instead of all staying in train.
+_NO_LABEL = "\x00(no label)"
+
 
 def stratified_split(
     records: Sequence[Record], dev_fraction: float, seed: int = 0
@@ -28,13 +32,13 @@ def stratified_split(
     rng = random.Random(seed)
     order = list(range(len(records)))
     rng.shuffle(order)
-    label_counts = Counter(label for r in records for label in r.labels)
+    strata = [list(r.labels) or [_NO_LABEL] for r in records]
+    label_counts = Counter(label for labels in strata for label in labels)
     wanted = {label: dev_fraction * count for label, count in label_counts.items()}
     n_dev_target = round(dev_fraction * len(records))
 
     def rarity(index: int) -> int:
-        labels = records[index].labels
-        return min((label_counts[label] for label in labels), default=len(records))
+        return min(label_counts[label] for label in strata[index])
 
     # Rarest first; the shuffle above breaks ties at random but reproducibly.
     order.sort(key=rarity)
@@ -43,7 +47,7 @@ def stratified_split(
     for index in order:
         if len(dev_idx) >= n_dev_target:
             break
-        labels = records[index].labels
+        labels = strata[index]
         # Place the example in dev while one of its labels is short of its share, but
         # never take the last training example of a label.
         if any(in_dev[label] + 1 <= wanted[label] + 0.5 for label in labels) and all(
@@ -56,7 +60,7 @@ def stratified_split(
         # labels all keep a training example, so the split is never empty when it can
         # be filled.
         for index in order:
-            labels = records[index].labels
+            labels = strata[index]
             if all(label_counts[label] > 1 for label in labels):
                 dev_idx.add(index)
                 break
