@@ -24,7 +24,10 @@ from textcat_kit.safe_write import MARKER
 
 KILL_POINTS = int(os.environ.get("CORPUS_KILL_POINTS", "12"))
 KILL_SEED = int(os.environ.get("CORPUS_KILL_SEED", "0"))
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)"),
+]
 
 
 def _digest(root: Path) -> str:
