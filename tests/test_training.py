@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 from textcat_kit.cli import app
 from textcat_kit.errors import ConfigError, DataError, OutputError
 from textcat_kit.training import (
+    MAX_BOW_WEIGHTS,
     MAX_STEPS_BETWEEN_EVALS,
     MIN_STEPS_BETWEEN_EVALS,
     MIN_UPDATES,
     PATIENCE_EPOCHS,
+    bow_hash_length,
     read_corpus_info,
     select_config,
     sgd_learn_rate,
@@ -94,6 +96,18 @@ def test_learn_rate_bounds_the_first_bias_step() -> None:
         sgd_learn_rate([880, 120], 1000, 256, exclusive=True)[0]
         < sgd_learn_rate([880, 120], 1000, 64, exclusive=True)[0]
     )
+
+
+def test_hash_length_grows_with_the_vocabulary_within_a_weight_budget() -> None:
+    # 30k distinct n-grams, 6 labels: 8 buckets per n-gram -> 2^18 (inside the budget)
+    assert bow_hash_length(30_000, 6, 65_536) == 2**18
+    # many labels: the budget keeps the config's size
+    assert bow_hash_length(60_000, 77, 65_536) == 65_536
+    # never below the config, always a power of two, never over budget unless the config is
+    for n_ngrams, n_labels in [(10, 2), (5_000, 3), (400_000, 28), (10**7, 2)]:
+        length = bow_hash_length(n_ngrams, n_labels, 65_536)
+        assert length >= 65_536 and length & (length - 1) == 0
+        assert length * n_labels <= max(MAX_BOW_WEIGHTS, 65_536 * n_labels)
 
 
 # --- corpus and config -------------------------------------------------------------------------
@@ -186,6 +200,8 @@ def test_train_command_end_to_end(tmp_path: Path) -> None:
         summary["schedule"]["learn_rate"]
     )
     assert summary["diagnosis"]["degenerate"] is False
+    length = saved["components"]["textcat"]["model"]["length"]
+    assert length == summary["schedule"]["hash_length"] >= 65_536
     # a second run needs --overwrite; a directory the user made is never replaced
     again = CliRunner().invoke(app, ["train", str(corpus), "--output", str(out)])
     assert again.exit_code != 0

@@ -50,6 +50,11 @@ MAX_EPOCHS = 300
 #: ceiling of the rate itself.
 MAX_BIAS_STEP = 8.0
 MAX_SGD_LEARN_RATE = 1.0
+#: Hash buckets per label of textcat_kit.TextCatBOW.v1: at least BUCKETS_PER_NGRAM times the
+#: distinct training n-grams (fewer collisions), within MAX_BOW_WEIGHTS weights in all.
+BUCKETS_PER_NGRAM = 8
+MAX_BOW_WEIGHTS = 2**22
+BOW_ARCHITECTURES = ("textcat_kit.TextCatBOW.v1",)
 
 VARIANTS_HELP = "bow | cnn | transformer (any configs/textcat[_multilabel]_{variant}.cfg)"
 
@@ -66,6 +71,8 @@ class TrainingSchedule:
     max_epochs: int
     learn_rate: float | None = None
     learn_rate_reason: str = ""
+    hash_length: int | None = None
+    hash_length_key: str = ""
 
     def overrides(self) -> dict[str, Any]:
         """spaCy config overrides (dotted keys) that apply this schedule."""
@@ -77,6 +84,8 @@ class TrainingSchedule:
         }
         if self.learn_rate is not None:
             out["training.optimizer.learn_rate"] = self.learn_rate
+        if self.hash_length is not None and self.hash_length_key:
+            out[self.hash_length_key] = self.hash_length
         return out
 
     def describe(self) -> str:
@@ -95,6 +104,8 @@ class TrainingSchedule:
         )
         if self.learn_rate is not None:
             text += f"; SGD learn_rate {self.learn_rate:.4g} ({self.learn_rate_reason})"
+        if self.hash_length is not None:
+            text += f"; {self.hash_length} hash buckets per label"
         return text
 
 
@@ -180,6 +191,29 @@ def sgd_learn_rate(
     )
 
 
+def bow_hash_length(
+    n_distinct_ngrams: int,
+    n_labels: int,
+    config_length: int,
+    *,
+    buckets_per_ngram: int | None = None,
+    max_weights: int | None = None,
+) -> int:
+    """Hash buckets per label for a bag-of-n-grams model: the power of two that gives every
+    distinct training n-gram ``buckets_per_ngram`` buckets, within ``max_weights`` weights
+    over all labels, never below the config's ``config_length``.
+
+    Collisions merge unrelated n-grams into one weight; with 30k distinct n-grams in 2^16
+    buckets about a third of them share a bucket. Few labels leave room for a bigger table
+    at the same memory and update cost; many labels keep the config's size.
+    """
+    per_ngram = BUCKETS_PER_NGRAM if buckets_per_ngram is None else buckets_per_ngram
+    budget = MAX_BOW_WEIGHTS if max_weights is None else max_weights
+    wanted = 1 << max(0, math.ceil(math.log2(max(1, per_ngram * n_distinct_ngrams))))
+    cap = 1 << max(0, math.floor(math.log2(max(1, budget // max(1, n_labels)))))
+    return max(config_length, min(wanted, cap))
+
+
 # --- corpus and config ---------------------------------------------------------------------
 
 
@@ -194,6 +228,7 @@ class CorpusInfo:
     n_train_docs: int
     n_train_words: int
     n_dev_docs: int
+    n_distinct_ngrams: int
     multilabel: bool
     multilabel_reason: str
 
@@ -255,6 +290,11 @@ def read_corpus_info(corpus_dir: Path) -> CorpusInfo:
             f"{n_not_one} of {len(train_docs)} training docs have a number of positive labels "
             f"other than one ({data_json.name} does not say)"
         )
+    ngrams: set[Any] = set()
+    for doc in train_docs:
+        lower = [token.lower for token in doc]
+        ngrams.update(lower)
+        ngrams.update(zip(lower, lower[1:], strict=False))
     return CorpusInfo(
         train_path=train_path,
         dev_path=dev_path,
@@ -263,6 +303,7 @@ def read_corpus_info(corpus_dir: Path) -> CorpusInfo:
         n_train_docs=len(train_docs),
         n_train_words=sum(len(doc) for doc in train_docs),
         n_dev_docs=len(dev_docs),
+        n_distinct_ngrams=len(ngrams),
         multilabel=multilabel,
         multilabel_reason=reason,
     )
@@ -365,6 +406,18 @@ def plan_training(
         schedule = TrainingSchedule(
             **{**asdict(schedule), "learn_rate": rate, "learn_rate_reason": reason}
         )
+    for name, component in config.get("components", {}).items():
+        model = component.get("model", {}) if isinstance(component, dict) else {}
+        if model.get("@architectures") in BOW_ARCHITECTURES and "length" in model:
+            length = bow_hash_length(info.n_distinct_ngrams, len(info.labels), int(model["length"]))
+            schedule = TrainingSchedule(
+                **{
+                    **asdict(schedule),
+                    "hash_length": length,
+                    "hash_length_key": f"components.{name}.model.length",
+                }
+            )
+            break
     overrides: dict[str, Any] = {
         "paths.train": str(info.train_path),
         "paths.dev": str(info.dev_path),
