@@ -5,7 +5,6 @@ shards that were not complete."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kit_testing import write_docbin
 from textcat_kit.scoring import ScoreSettings, score_files
 from textcat_kit.scoring.ray_engine import plan_shards
 from textcat_kit.scoring.store import PartStore
-from textcat_kit.tuning import tune_pipeline
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
@@ -29,17 +26,6 @@ def local_ray() -> Any:
     ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def model(banking_small: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("ray-model")
-    banking_small["nlp"].to_disk(tmp / "model")
-    dev = write_docbin(banking_small["dev"], banking_small["labels"], tmp / "dev.spacy")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tune_pipeline(tmp / "model", dev, tmp / "tuned", decision_config={"abstain_precision": 0.9})
-    return tmp / "tuned"
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +47,10 @@ def inputs(banking_small: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
 
 
 def test_ray_equals_local_engine_and_resumes_incomplete_shards(
-    model: Path, inputs: Path, tmp_path: Path, local_ray: Any
+    tuned_model: Path, inputs: Path, tmp_path: Path, local_ray: Any
 ) -> None:
     common = dict(text_key="body", id_key="ticket", batch_size=50, shard_size=150, progress=False)
-    local = score_files(model, inputs, tmp_path / "local.parquet", ScoreSettings(**common))  # type: ignore[arg-type]
+    local = score_files(tuned_model, inputs, tmp_path / "local.parquet", ScoreSettings(**common))  # type: ignore[arg-type]
     assert local.summary.rows_in == 450 + 201
     assert local.summary.rejected == 5 + 1
     reasons = [json.loads(line)["reason"] for line in local.rejects.read_text().splitlines()]
@@ -72,7 +58,7 @@ def test_ray_equals_local_engine_and_resumes_incomplete_shards(
 
     out = tmp_path / "scored"  # a directory of parts: what the resume works on
     on_ray = score_files(
-        model,
+        tuned_model,
         inputs,
         out,
         ScoreSettings(engine="ray", n_process=2, **common),  # type: ignore[arg-type]
@@ -95,7 +81,7 @@ def test_ray_equals_local_engine_and_resumes_incomplete_shards(
     (out / "_summary.json").unlink()
     kept = {p.name: p.stat().st_mtime_ns for p in out.glob("part-000000-*.parquet")}
     resumed = score_files(
-        model,
+        tuned_model,
         inputs,
         out,
         ScoreSettings(engine="ray", n_process=2, resume=True, **common),  # type: ignore[arg-type]

@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 import spacy
 
-from kit_testing import train_bow_pipeline, write_docbin
+from kit_testing import train_bow_pipeline
 from textcat_kit.errors import OutputError
 from textcat_kit.scoring import ScoreSettings, score_files
 from textcat_kit.scoring.store import PartStore
-from textcat_kit.tuning import tune_pipeline
 
 N_BAD = 4
-
-
-@pytest.fixture(scope="module")
-def tuned_model(banking_small: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("score-model")
-    banking_small["nlp"].to_disk(tmp / "model")
-    dev = write_docbin(banking_small["dev"], banking_small["labels"], tmp / "dev.spacy")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tune_pipeline(tmp / "model", dev, tmp / "tuned", decision_config={"abstain_precision": 0.9})
-    return tmp / "tuned"
 
 
 def write_inputs(directory: Path, texts: list[str]) -> dict[str, Path]:
