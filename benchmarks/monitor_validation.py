@@ -10,7 +10,9 @@ scores) by :func:`textcat_kit.monitoring.compare`, exactly as ``monitor`` and ``
   the reference comes from is a stratified split of train; the test split is balanced,
   so it is reweighted by class). ``--resamples`` streams; every alert is a false alarm.
 * **label-prior shift**: a share ``f`` of the stream drawn from ``--n-shift-labels``
-  labels only (fixed, random), the rest in-distribution; ``f`` in steps of 0.1.
+  labels only (fixed, random), the rest in-distribution; ``f`` in steps of 0.1;
+* **label-prior shift to hard labels**: the same towards the labels with the lowest
+  test accuracy, so the true accuracy falls and the estimate has to follow it.
 * **dataset shift**: a share ``f`` of GoEmotions texts, the rest in-distribution; they
   count as errors in the true accuracy.
 
@@ -99,6 +101,11 @@ def main() -> None:
     shift_labels = rng.choice(len(labels), args.n_shift_labels, replace=False)
     in_shift = np.isin(gold, shift_labels)
     shift_weights = in_shift / in_shift.sum()
+    # The labels the model gets most wrong: a prior shift towards them lowers accuracy.
+    per_label_acc = np.array([correct[gold == j].mean() for j in range(len(labels))])
+    hard_labels = np.argsort(per_label_acc)[: args.n_shift_labels]
+    in_hard = np.isin(gold, hard_labels)
+    hard_weights = in_hard / in_hard.sum()
     settings = MonitorSettings(n_draws=100)
     n = args.window
 
@@ -120,8 +127,9 @@ def main() -> None:
         for _ in range(args.resamples):
             n_shift = int(round(f * n))
             base = rng.choice(len(gold), n - n_shift, p=weights)
-            if kind == "label_prior":
-                extra = rng.choice(len(gold), n_shift, p=shift_weights)
+            if kind in ("label_prior", "label_prior_hard"):
+                w = shift_weights if kind == "label_prior" else hard_weights
+                extra = rng.choice(len(gold), n_shift, p=w)
                 runs.append(evaluate(np.concatenate([base, extra]), np.array([], dtype=int)))
             elif kind == "dataset":
                 ood = rng.choice(len(ood_texts), n_shift, replace=False)
@@ -159,6 +167,7 @@ def main() -> None:
             "observed_accuracy": profile.observed_accuracy,
         },
         "shift_labels": [labels[j] for j in shift_labels],
+        "hard_labels": [labels[j] for j in hard_labels],
         "settings": {"alpha": settings.alpha, "max_drop": settings.max_drop},
         "steps": [],
     }
@@ -175,7 +184,7 @@ def main() -> None:
     )
     print("| shift | share | alert rate | expected acc | true acc | mean abs err | within 3 pt |")
     print("|---|---|---|---|---|---|---|")
-    for kind in ("label_prior", "dataset"):
+    for kind in ("label_prior", "label_prior_hard", "dataset"):
         for f in np.round(np.arange(0.0, 1.01, 0.1), 2):
             row = step(kind, float(f))
             results["steps"].append(row)

@@ -419,7 +419,7 @@ def transformer(args: argparse.Namespace) -> None:
         model = Path(args.model) if args.model else build_tiny_transformer(Path(tmp))
         rounds = []
         with server(model, mode="batched", max_wait_ms=args.max_wait_ms) as (p_batch, _):
-            with server(model, mode="direct") as (p_direct, _):
+            with server(model, mode="direct", memory_zones=0) as (p_direct, _):
                 for r in range(args.rounds):
                     direct = load(
                         p_direct,
