@@ -187,7 +187,7 @@ def sgd_learn_rate(
     rate = max_bias_step / step_at_1
     return rate, (
         f"bounds the first bias step to {max_bias_step:g} logits: batch {batch_size} x "
-        f"|{p0:.3f} - prior {gap:.3f} away|"
+        f"largest |start p {p0:.3f} - prior| {gap:.3f}"
     )
 
 
