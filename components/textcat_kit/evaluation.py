@@ -391,5 +391,12 @@ def evaluate_to_dir(
         markdown = report_markdown(result, title=f"Evaluation of {name} on {data.name}")
         if plots:
             markdown += "\n" + "\n".join(f"![{p}]({p})" for p in plots) + "\n"
+        from .explain import error_analysis_markdown  # worst errors, confused pairs
+
+        texts = [doc.text for doc in gold_docs]
+        exclusive = result["task"] == "exclusive"
+        markdown += "\n" + error_analysis_markdown(
+            nlp, texts, evaluation.gold, evaluation.probs, result["labels"], exclusive
+        )
         (tmp / "report.md").write_text(markdown, encoding="utf8")
     return result

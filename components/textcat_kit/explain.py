@@ -106,12 +106,14 @@ class BowParts:
     exclusive: bool
 
 
-def bow_parts(model: Model, name: str = "textcat") -> BowParts:
+def bow_parts(model: Model | None, name: str = "textcat") -> BowParts:
     """Find the n-gram, feature-value and sparse linear layers, or raise E406.
 
     Refuses anything with a weighted layer besides the sparse linear one (ensembles, CNN,
     transformers), and a model without an output activation is treated as logistic.
     """
+    if not isinstance(model, Model):  # e.g. an exported (ONNX) classifier
+        raise ConfigError(Errors.E406.format(name=name, architecture=type(model).__name__))
     nodes = list(model.walk())
     names = {node.name for node in nodes}
     weighted = [node.name for node in nodes if node.param_names and node.name not in _BOW_LAYERS]
@@ -211,7 +213,7 @@ def explain(
     one instead of the runner-up. ``top_k`` n-grams are listed per direction.
     """
     name, textcat = _textcat(nlp)
-    parts = bow_parts(textcat.model, name)
+    parts = bow_parts(getattr(textcat, "model", None), name)
     all_labels = list(textcat.labels)
     for label in list(labels or []) + ([against] if against else []):
         if label not in all_labels:
@@ -286,7 +288,7 @@ def _top(
 def raw_logits(nlp: Language, text: str) -> np.ndarray:
     """The bow model's logits for ``text``, recomputed from its features (for checks)."""
     name, textcat = _textcat(nlp)
-    parts = bow_parts(textcat.model, name)
+    parts = bow_parts(getattr(textcat, "model", None), name)
     _, _, values, weights, bias = ngram_features(parts, nlp.make_doc(text))
     return bias + values @ weights
 
@@ -332,7 +334,7 @@ def worst_errors_markdown(
     rows.sort(key=lambda row: (-row[0], row[1]))
     try:
         name, textcat = _textcat(nlp)
-        bow_parts(textcat.model, name)
+        bow_parts(getattr(textcat, "model", None), name)
         can_explain = True
     except TextcatKitError:
         can_explain = False
@@ -427,6 +429,24 @@ def confused_pairs_markdown(
     if len(order) > max_labels:
         lines.append(f"\n... {len(order) - max_labels} more labels with confusions.")
     return "\n".join(lines) + "\n"
+
+
+def error_analysis_markdown(
+    nlp: Language,
+    texts: Sequence[str],
+    gold: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    exclusive: bool,
+) -> str:
+    """The evaluation report's error analysis: worst errors (with n-grams for bow models)
+    and, per label, the most confused pairs with example texts. Multi-label decisions are
+    taken at 0.5 here."""
+    return (
+        worst_errors_markdown(nlp, texts, gold, probs, labels, exclusive)
+        + "\n"
+        + confused_pairs_markdown(texts, gold, probs, labels, exclusive)
+    )
 
 
 def explain_command(
