@@ -335,3 +335,26 @@ def test_missing_label_column_is_named_at_the_header(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"\[E215\] .*a\.csv:1: .*label \| labels \| cats"):
         read_file(path, ReadSettings(lenient=True))
     assert read_file(path, ReadSettings(label_key="category")).records[0].labels == ["a"]
+
+
+def test_semicolon_files_are_named_and_readable(tmp_path: Path) -> None:
+    train = write(
+        tmp_path / "train.csv",
+        "text;label\n" + "".join(f'"t {i}; x";{"ab"[i % 2]}\n' for i in range(30)),
+    )
+    code, output = corpus("--train", str(train), "--output-dir", str(tmp_path / "o"))
+    assert code == 1 and "[E215]" in output and "--delimiter ';'" in output
+    code, output = corpus(
+        "--train", str(train), "--output-dir", str(tmp_path / "o"), "--delimiter", ";"
+    )
+    assert code == 0, output
+    assert docs(tmp_path / "o" / "test.spacy")[0][0].startswith("t ")
+
+
+def test_float_written_ids_are_ids(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "text,label\nhello,2.0\nworld,1\n")
+    result = read_file(path, ReadSettings(label_ids=1), ["a", "b", "c"])
+    assert [r.labels for r in result.records] == [["b"], ["a"]]
+    write(path, "text,label\nhello,1.5\n")
+    with pytest.raises(DataError, match=r"\[E208\]"):
+        read_file(path, ReadSettings(label_ids=1), ["a", "b", "c"])

@@ -102,6 +102,9 @@ def corpus_command(
     file_format: str = typer.Option(
         "auto", "--format", help="auto (from the suffix) | csv | tsv | jsonl."
     ),
+    delimiter: str | None = typer.Option(
+        None, help="Field separator for CSV/TSV when not ',' / tab (e.g. ';', or '\\t')."
+    ),
     columns: str | None = typer.Option(
         None, help="Comma-separated column names for header-less CSV/TSV."
     ),
@@ -128,6 +131,7 @@ def corpus_command(
         lenient=lenient,
         tsv_quoting=tsv_quoting,
         file_format=file_format,
+        delimiter=delimiter,
     )
     if labels_are_indices:
         typer.echo("--labels-are-indices is deprecated; use --label-ids 0.", err=True)

@@ -385,6 +385,7 @@ def corpus_settings(
     lenient: bool = False,
     tsv_quoting: str = "none",
     file_format: str = "auto",
+    delimiter: str | None = None,
 ) -> ReadSettings:
     """:class:`ReadSettings` from the ``corpus`` command's option strings (checked)."""
     choices: dict[str, bool | None] = {"auto": None, "true": True, "false": False}
@@ -413,7 +414,18 @@ def corpus_settings(
                 what="--format", expected="auto, csv, tsv or jsonl", value=file_format
             )
         )
+    if delimiter is not None:
+        delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
+        if len(delimiter) != 1 or delimiter in ('"', "\n", "\r"):
+            raise DataError(
+                Errors.E207.format(
+                    what="--delimiter",
+                    expected="one character (e.g. ';' or '\\t')",
+                    value=delimiter,
+                )
+            )
     return ReadSettings(
+        delimiter=delimiter,
         text_key=text_key,
         label_key=label_key,
         columns=[c.strip() for c in columns.split(",")] if columns else None,

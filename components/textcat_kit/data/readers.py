@@ -69,6 +69,7 @@ class ReadSettings:
 
     ``label_ids``: None (labels are names), 0 or 1 (labels are 0- or 1-based indices into
     the label set). ``labels_are_indices`` is the former spelling of ``label_ids=0``.
+    ``delimiter`` overrides the field separator of CSV (``,``) / TSV (tab), e.g. ``;``.
     """
 
     text_key: str = "text"
@@ -81,6 +82,7 @@ class ReadSettings:
     lenient: bool = False
     fmt: FileFormat | None = None
     tsv_quoting: TsvQuoting = "none"
+    delimiter: str | None = None
 
     @property
     def text_keys(self) -> list[str]:
@@ -519,7 +521,7 @@ def _rows(path: Path, fmt: FileFormat, settings: ReadSettings, result: ReadResul
             else:
                 out.append(_Row(item.start, item.end, item.value))
         return out
-    delimiter = "," if fmt == "csv" else "\t"
+    delimiter = settings.delimiter or ("," if fmt == "csv" else "\t")
     quoting = fmt == "csv" or settings.tsv_quoting == "csv"
     columns = list(settings.columns) if settings.columns else None
     looks_quoted = 0
@@ -545,6 +547,7 @@ def _rows(path: Path, fmt: FileFormat, settings: ReadSettings, result: ReadResul
                         header=", ".join(repr(c) for c in columns),
                     )
                 )
+            hint = _delimiter_hint(columns, delimiter)
             wanted = (settings.label_key,) if settings.label_key else LABEL_KEYS
             if not any(key in columns for key in wanted):
                 raise DataError(
@@ -554,6 +557,7 @@ def _rows(path: Path, fmt: FileFormat, settings: ReadSettings, result: ReadResul
                         wanted=" | ".join(wanted),
                         available=", ".join(columns),
                     )
+                    + hint
                 )
             for key in settings.text_keys:
                 if key not in columns:
@@ -561,6 +565,7 @@ def _rows(path: Path, fmt: FileFormat, settings: ReadSettings, result: ReadResul
                         Errors.E214.format(
                             path=path, line=item.start, key=key, available=", ".join(columns)
                         )
+                        + hint
                     )
             continue
         if item.error:
@@ -597,6 +602,20 @@ def _rows(path: Path, fmt: FileFormat, settings: ReadSettings, result: ReadResul
     if looks_quoted:
         result.notes.append(Warnings.W201.format(path=path, n=looks_quoted))
     return out
+
+
+def _delimiter_hint(columns: list[str], delimiter: str) -> str:
+    """Say so when a one-column header looks split by another delimiter."""
+    if len(columns) != 1:
+        return ""
+    for other, name in ((";", "semicolons"), ("\t", "tabs"), (",", "commas"), ("|", "bars")):
+        if other != delimiter and other in columns[0]:
+            shown = "\\t" if other == "\t" else other
+            return (
+                f" The header looks separated by {name}, not by "
+                f"{'commas' if delimiter == ',' else 'tabs'}: pass --delimiter '{shown}'."
+            )
+    return ""
 
 
 def _looks_csv_quoted(value: str) -> bool:
@@ -753,11 +772,11 @@ def read_file(
             mapped = []
             bad = None
             for label in labels:
-                try:
-                    index = int(label)
-                except ValueError:
+                index_or_none = _as_id(label)
+                if index_or_none is None:
                     bad = label
                     break
+                index = index_or_none
                 if not base <= index < base + len(label_set):
                     bad = label
                     break
@@ -840,6 +859,20 @@ def read_file(
     if result.n_rows == 0:
         raise DataError(Errors.E008.format(path=path))
     return result
+
+
+def _as_id(label: str) -> int | None:
+    """An integer id from ``"3"`` or ``"3.0"`` (pandas writes ids as floats when a column
+    has gaps); None for anything else."""
+    try:
+        return int(label)
+    except ValueError:
+        pass
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
 
 
 def _labels_of(
