@@ -13,9 +13,7 @@ metrics). ``uncertainty`` picks by margin of the model's probabilities with at m
 
 Run (~25 min on 2 busy cores for 2 seeds)::
 
-    python benchmarks/active_learning.py CORPUS_DIR \
-        --output benchmarks/results/active_learning_banking77.json \
-        --plot docs/images/active_learning_banking77.png
+    python -m benchmarks active_learning CORPUS_DIR --plot docs/images/active_learning_banking77.png
 
 ``CORPUS_DIR`` is a ``textcat-kit corpus`` output (``train.spacy`` = pool, ``test.spacy``).
 """
@@ -23,6 +21,7 @@ Run (~25 min on 2 busy cores for 2 seeds)::
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import typer
 from spacy import util
 
+from benchmarks._common import write_results
 from textcat_kit.cv import FoldJob, read_corpus, run_fold, write_docs
 from textcat_kit.maths.active_learning import (
     default_label_cap,
@@ -198,9 +198,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 @app.command()
-def main(
+def run_command(
     corpus_dir: Path = typer.Argument(..., exists=True, file_okay=False),
-    output: Path = typer.Option(..., help="JSON file with the curves."),
+    output: Path | None = typer.Option(
+        None, help="JSON file (default: benchmarks/results/active_learning_banking77.json)."
+    ),
     plot_path: Path | None = typer.Option(None, "--plot", help="PNG of the learning curves."),
     config: Path = typer.Option(REPO / "configs" / "textcat_bow.cfg"),
     seeds: str = typer.Option("0,1"),
@@ -226,12 +228,22 @@ def main(
             "overrides": overrides,
         }
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if output is None:
+        written = write_results("active_learning_banking77", results, ["python", "-m", *sys.argv])
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        written = output
+    typer.echo(f"wrote {written}")
     if plot_path is not None:
         plot(results, plot_path)
     typer.echo(markdown_table(results))
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks active_learning ...`` (see the module docstring)."""
+    app(args=argv)
+
+
 if __name__ == "__main__":
-    app()
+    main()
