@@ -166,3 +166,61 @@ def test_tfidf_idf_is_fitted_on_all_training_docs_and_saved(tmp_path: Path) -> N
 def test_tfidf_without_our_classifier_warns_that_idf_is_missing() -> None:
     with pytest.warns(UserWarning, match=r"\[W192\]"):
         trained_nlp(bow_model("textcat_kit.TextCatBOW.v1", feature_values="tfidf"), steps=1)
+
+
+# --- the inference fast path: the same numbers as spaCy's / thinc's layers ------------------
+
+TEXTS = ["", "x", "a b a b a", "Refund my money please", "card card card", "the " * 300]
+
+
+def test_batched_ngram_counts_equal_per_doc_unique() -> None:
+    from spacy.attrs import LOWER
+    from thinc.api import NumpyOps
+
+    from textcat_kit.architectures import batch_ngram_counts
+
+    ops = NumpyOps()
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(text) for text in TEXTS + [t for t, _ in TRAIN] + [""]]
+    for n in (1, 2, 3):
+        per_doc_keys, per_doc_counts = [], []
+        for doc in docs:
+            unigrams = doc.to_array([LOWER])
+            grams = [unigrams] + [ops.ngrams(k, unigrams) for k in range(2, min(n, len(doc)) + 1)]
+            keys, counts = np.unique(np.concatenate(grams), return_counts=True)
+            per_doc_keys.append(keys)
+            per_doc_counts.append(counts)
+        keys, counts, lengths = batch_ngram_counts([d.to_array(LOWER) for d in docs], n, ops)
+        assert np.array_equal(keys, np.concatenate(per_doc_keys))
+        assert np.array_equal(counts, np.concatenate(per_doc_counts).astype(np.float32))
+        assert lengths.tolist() == [len(k) for k in per_doc_keys]
+
+
+def test_murmurhash_matches_thinc_buckets() -> None:
+    from murmurhash.mrmr import hash as murmur
+
+    from textcat_kit.architectures import murmurhash3_32_uint64
+
+    keys = np.array([0, 1, 2**32, 2**63 + 12345, 2**64 - 1, 987654321987654321], dtype=np.uint64)
+    for seed in (0, 1):
+        expected = [murmur(int(key).to_bytes(8, "little"), seed) % 2**32 for key in keys]
+        assert murmurhash3_32_uint64(keys, seed).tolist() == expected
+
+
+@pytest.mark.parametrize("feature_values", ["count", "tfidf"])
+def test_inference_path_equals_thincs_layers_to_the_bit(feature_values: str) -> None:
+    """predict (NumPy sparse linear) == begin_update (thinc's loop), exactly; a training
+    step in between refreshes the inference copy of the weights."""
+    nlp = trained_nlp(
+        bow_model("textcat_kit.TextCatBOW.v1", feature_values=feature_values, length=2048),
+        factory="textcat_kit_textcat",
+    )
+    model = nlp.get_pipe("textcat").model  # type: ignore[attr-defined]
+    docs = [nlp.make_doc(text) for text in TEXTS + [t for t, _ in TRAIN]]
+    for _ in range(2):
+        fast = model.predict(docs)
+        reference, _ = model.begin_update(docs)
+        assert np.array_equal(fast, reference)
+        nlp.update(
+            [Example.from_dict(nlp.make_doc("card please"), {"cats": {"card": 1.0, "refund": 0.0}})]
+        )

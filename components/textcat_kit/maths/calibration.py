@@ -22,9 +22,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
-from scipy.special import expit, log_softmax, logit, softmax
-from sklearn.isotonic import IsotonicRegression
 
 from ..errors import ConfigError, DataError, Errors
 from .validation import (
@@ -36,6 +33,9 @@ from .validation import (
     check_scores_targets,
 )
 from .validation import gold_index as gold_indices
+
+# SciPy and scikit-learn are imported inside the functions that fit: applying a fitted
+# calibrator needs NumPy only, so loading a tuned pipeline stays light (spacy.load).
 
 #: Probabilities are clipped to [PROB_EPS, 1 - PROB_EPS] before taking logs / logits.
 PROB_EPS = 1e-12
@@ -55,6 +55,8 @@ def _log_probs(probs: np.ndarray) -> np.ndarray:
 
 def _temperature_nll(logits: np.ndarray, gold: np.ndarray, temperature: float) -> float:
     """Mean categorical NLL of ``gold`` (indices) under ``softmax(logits / temperature)``."""
+    from scipy.special import log_softmax
+
     log_p = log_softmax(logits / temperature, axis=1)
     return float(-np.mean(log_p[np.arange(logits.shape[0]), gold]))
 
@@ -94,6 +96,8 @@ def fit_temperature(
             )
         )
     check_range(min_temperature, "min_temperature", 0.0, max_temperature, low_open=True)
+    from scipy.optimize import minimize_scalar
+
     logits = _log_probs(probs)
     result = minimize_scalar(
         lambda log_t: _temperature_nll(logits, index, float(np.exp(log_t))),
@@ -127,6 +131,8 @@ def _temperature_softmax(probs: np.ndarray, temperature: float) -> np.ndarray:
     calibrated /= calibrated.sum(axis=1, keepdims=True)
     changed = np.flatnonzero(calibrated.argmax(axis=1) != probs.argmax(axis=1))
     if changed.size:
+        from scipy.special import softmax
+
         calibrated[changed] = softmax(_log_probs(probs[changed]) / temperature, axis=1)
     return calibrated
 
@@ -155,6 +161,9 @@ def fit_platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     calibrator must not reverse the ranking of the scores, so an anti-correlated label
     gets a constant (its smoothed base rate) rather than a flipped classifier.
     """
+    from scipy.optimize import minimize
+    from scipy.special import expit, logit
+
     scores, y = check_scores_targets(scores, y)
     features = logit(np.clip(scores, PROB_EPS, 1.0 - PROB_EPS))
     targets = _platt_targets(y)
@@ -178,6 +187,8 @@ def fit_platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def apply_platt(scores: np.ndarray, a: float, b: float) -> np.ndarray:
     """``sigmoid(a * logit(score) + b)`` element-wise (any shape)."""
+    from scipy.special import expit, logit
+
     clipped = np.clip(np.asarray(scores, dtype=np.float64), PROB_EPS, 1.0 - PROB_EPS)
     return np.asarray(expit(a * logit(clipped) + b))
 
@@ -206,6 +217,8 @@ def fit_isotonic(
     if margin is None:
         margin = 1.0 / (scores.shape[0] + 2.0)
     margin = check_range(margin, "margin", 0.0, 0.5)
+    from sklearn.isotonic import IsotonicRegression
+
     model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     model.fit(scores, y)
     x_knots = np.asarray(model.X_thresholds_, dtype=np.float64)

@@ -33,7 +33,6 @@ from spacy.training import Example
 from spacy.util import registry
 
 from ..errors import ConfigError, Errors
-from ..maths import metrics
 from ..maths.thresholds import OBJECTIVES, abstain_threshold, tune_thresholds
 from .fitted import EXTENSION, DecisionRule, FittedComponent, write_decided
 
@@ -301,6 +300,8 @@ def score_decisions(
         gold[i] = [cats.get(label, 0.0) for label in labels]
     if not examples or not labels:
         return {}
+    from ..maths import metrics  # scikit-learn: imported when scoring, not when loading
+
     prf = metrics.prf_per_label(decided, gold)
     return {
         "cats_score": prf.macro_f,
