@@ -38,15 +38,15 @@ def _digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def _run_in_child(args: list[str]) -> int:
-    """Fork, run the CLI in the child, return its pid."""
+def _run_in_child(args: list[str], log: Path) -> int:
+    """Fork, run the CLI in the child (output to ``log``), return its pid."""
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
         code = 1
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
+            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
             from textcat_kit.cli import main
 
             main(args)
@@ -78,15 +78,16 @@ def test_corpus_killed_mid_write_keeps_the_previous_output(tmp_path: Path) -> No
     out = tmp_path / "corpus"
     args = ["corpus", "--train", str(train), "--output-dir", str(out), "--overwrite"]
 
+    log = tmp_path / "child.log"
     start = time.perf_counter()
-    assert _wait(_run_in_child(args)) == 0
+    assert _wait(_run_in_child(args, log)) == 0, log.read_text()
     full = time.perf_counter() - start
     reference = _digest(out)
     assert (out / MARKER).is_file()
 
     killed = finished = 0
     for _ in range(KILL_POINTS):
-        pid = _run_in_child(args)
+        pid = _run_in_child(args, log)
         time.sleep(rng.uniform(0.02, 1.1) * full)
         try:
             os.kill(pid, signal.SIGKILL)
@@ -96,7 +97,7 @@ def test_corpus_killed_mid_write_keeps_the_previous_output(tmp_path: Path) -> No
         if code == -signal.SIGKILL:
             killed += 1
         else:
-            assert code == 0
+            assert code == 0, log.read_text()
             finished += 1
         # Whether killed or done, the output is one complete corpus (the same data and
         # seed give the same bytes), never a half-written one.
@@ -105,7 +106,7 @@ def test_corpus_killed_mid_write_keeps_the_previous_output(tmp_path: Path) -> No
     assert killed >= KILL_POINTS // 2, (killed, finished)
 
     # The next run succeeds and removes what the killed runs left behind.
-    assert _wait(_run_in_child(args)) == 0
+    assert _wait(_run_in_child(args, log)) == 0, log.read_text()
     assert _digest(out) == reference
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".corpus")]
     assert leftovers == []
