@@ -34,6 +34,7 @@ from ..maths.calibration import (
     TemperatureScaling,
 )
 from .fitted import FittedComponent, calibrator_state, load_calibrator
+from .state_schema import check_calibrator_state
 
 
 @Language.factory(
@@ -140,7 +141,9 @@ class Calibration(FittedComponent):
 
     # Serialisation -------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        return calibrator_state(self.labels, self.calibrator)
+        state = calibrator_state(self.labels, self.calibrator)
+        check_calibrator_state(state, f"{self.name}/{self.state_file}")  # never save nonsense
+        return state
 
     def _set_state(self, state: dict[str, Any], source: str) -> None:
         self.calibrator = load_calibrator(state, source)

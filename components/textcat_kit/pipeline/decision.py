@@ -35,6 +35,7 @@ from spacy.util import registry
 from ..errors import ConfigError, Errors
 from ..maths.thresholds import OBJECTIVES, abstain_threshold, tune_thresholds
 from .fitted import EXTENSION, DecisionRule, FittedComponent, write_decided
+from .state_schema import check_decision_state
 
 __all__ = ["EXTENSION", "Decision", "make_decision", "score_decisions"]
 
@@ -269,7 +270,9 @@ class Decision(FittedComponent):
     def _state(self) -> dict[str, Any]:
         if self.rule is None:
             return {"labels": [], "exclusive": False, "thresholds": {}}
-        return self.rule.to_dict()
+        state = self.rule.to_dict()
+        check_decision_state(state, f"{self.name}/{self.state_file}")  # never save nonsense
+        return state
 
     def _set_state(self, state: dict[str, Any], source: str) -> None:
         # Files written before ensure_one_label was saved take it from the config.

@@ -21,6 +21,7 @@ file and the field, never silently wrong scores.
 from __future__ import annotations
 
 import itertools
+import json
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,19 @@ class DecisionRule:
         )
 
 
+def read_state_file(path: Path) -> Any:
+    """A fitted-state JSON file; unreadable JSON is E250 naming the file. NaN / Infinity
+    are read (the checks then name the field that holds them)."""
+    try:
+        return json.loads(path.read_text(encoding="utf8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            Errors.E250.format(
+                source=path, field="(file)", value=type(error).__name__, rule=f"not JSON ({error})"
+            )
+        ) from None
+
+
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -241,7 +255,7 @@ class ClassifierState:
         data = {}
         for file_name in (CALIBRATOR_FILE, DECISION_FILE):
             if (path / file_name).exists():
-                data[file_name] = srsly.read_json(path / file_name)
+                data[file_name] = read_state_file(path / file_name)
         self._load(data, labels, str(path))
 
     def to_bytes_dict(self, labels: Sequence[str]) -> dict[str, Any]:
@@ -367,7 +381,7 @@ class FittedComponent(Pipe):
         self: _Component, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()
     ) -> _Component:
         file_path = Path(path) / self.state_file
-        self._set_state(dict(srsly.read_json(file_path)), str(file_path))
+        self._set_state(read_state_file(file_path), str(file_path))
         return self
 
 
