@@ -50,6 +50,8 @@ MAX_EPOCHS = 300
 #: ceiling of the rate itself.
 MAX_BIAS_STEP = 8.0
 MAX_SGD_LEARN_RATE = 1.0
+#: Most extra updates a run gets for a learning rate below the ceiling (see plan_training).
+MAX_UPDATE_FACTOR = 4.0
 #: Hash buckets per label of textcat_kit.TextCatBOW.v1: at least BUCKETS_PER_NGRAM times the
 #: distinct training n-grams (fewer collisions), within MAX_BOW_WEIGHTS weights in all.
 BUCKETS_PER_NGRAM = 8
@@ -402,6 +404,15 @@ def plan_training(
     if optimizer.startswith("SGD"):
         rate, reason = sgd_learn_rate(
             info.label_counts, info.n_train_docs, batch_size, exclusive=not info.multilabel
+        )
+        # A rate below the ceiling moves the weights proportionally less per update: the run
+        # gets proportionally more updates (at most MAX_UPDATE_FACTOR times MIN_UPDATES).
+        factor = min(MAX_UPDATE_FACTOR, MAX_SGD_LEARN_RATE / rate)
+        schedule = training_schedule(
+            info.n_train_docs,
+            batch_size,
+            base_epochs=base_epochs,
+            min_updates=math.ceil(MIN_UPDATES * factor),
         )
         schedule = TrainingSchedule(
             **{**asdict(schedule), "learn_rate": rate, "learn_rate_reason": reason}
