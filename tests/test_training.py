@@ -20,7 +20,9 @@ from textcat_kit.training import (
     MIN_STEPS_BETWEEN_EVALS,
     MIN_UPDATES,
     PATIENCE_EPOCHS,
+    CorpusInfo,
     bow_hash_length,
+    plan_training,
     read_corpus_info,
     select_config,
     sgd_learn_rate,
@@ -108,6 +110,33 @@ def test_hash_length_grows_with_the_vocabulary_within_a_weight_budget() -> None:
         length = bow_hash_length(n_ngrams, n_labels, 65_536)
         assert length >= 65_536 and length & (length - 1) == 0
         assert length * n_labels <= max(MAX_BOW_WEIGHTS, 65_536 * n_labels)
+
+
+def _info(label_counts: list[int], n_docs: int, multilabel: bool = False) -> CorpusInfo:
+    return CorpusInfo(
+        train_path=Path("train.spacy"),
+        dev_path=Path("dev.spacy"),
+        labels=[f"l{i}" for i in range(len(label_counts))],
+        label_counts=label_counts,
+        n_train_docs=n_docs,
+        n_train_words=10 * n_docs,
+        n_dev_docs=n_docs // 10,
+        multilabel=multilabel,
+        multilabel_reason="test",
+        n_distinct_ngrams=20_000,
+    )
+
+
+def test_plan_gives_a_reduced_learning_rate_proportionally_more_updates() -> None:
+    config = CONFIGS / "textcat_bow.cfg"
+    balanced, _ = plan_training(_info([100] * 20, 2_000), config)
+    skewed, overrides = plan_training(_info([1_760, 240], 2_000), config)
+    assert balanced.learn_rate == 1.0 and skewed.learn_rate is not None
+    assert skewed.learn_rate < 0.5
+    updates = skewed.max_epochs * skewed.steps_per_epoch
+    assert updates >= balanced.max_epochs * balanced.steps_per_epoch / skewed.learn_rate * 0.9
+    assert overrides["training.optimizer.learn_rate"] == skewed.learn_rate
+    assert overrides["components.textcat.model.length"] == skewed.hash_length
 
 
 # --- corpus and config -------------------------------------------------------------------------
