@@ -21,11 +21,11 @@ the two single-process stages (waiting for a core does not inflate them); the ra
 ``--rss-small`` texts and on all of them, and reports each child's peak RSS
 (``getrusage(RUSAGE_CHILDREN).ru_maxrss``, a fresh Python per size).
 
-Run::
+Run (from the repository root; writes ``benchmarks/results/score_throughput.json`` and the
+figures of docs/batch-scoring.md)::
 
-    python benchmarks/score_throughput.py /tmp/score-model/model-tuned \\
-        --data ../shared/data/banking77 --n-texts 1000000 --rounds 2 --rss \\
-        --out benchmarks/results/score_banking77.json
+    python -m benchmarks score_throughput training/banking77-bow/model-tuned \\
+        --n-texts 1000000 --rounds 1 --rss --update-doc docs/batch-scoring.md
 
 The shared machine has 2 cores and other work running: compare ratios within a round and
 across rounds, not absolute figures between runs.
@@ -54,6 +54,11 @@ from typing import Any  # noqa: E402
 import typer  # noqa: E402
 
 from textcat_kit.scoring import ScoreSettings, score_files  # noqa: E402
+
+from ._common import shared_data, write_results  # noqa: E402
+
+NAME = "score_throughput"
+app = typer.Typer(add_completion=False)
 
 
 def make_texts(data_dir: Path, n: int) -> list[str]:
@@ -128,7 +133,7 @@ def render(result: dict[str, Any], source: str) -> str:
     """The figures section of docs/batch-scoring.md from one benchmark result."""
     n = result["n_texts"]
     lines = [
-        f"Regenerate with `{result.get('command', 'python benchmarks/score_throughput.py')}` "
+        f"Regenerate with `{result.get('command', 'python -m benchmarks score_throughput')}` "
         f"(figures from `{source}`). {n:,} short Banking77 texts in one Parquet file, Parquet "
         "output with all 77 probabilities, the tuned bag-of-words pipeline. Measured on the "
         "shared 2-core machine while other jobs ran: compare the ratios within a round (stages "
@@ -222,16 +227,17 @@ def write_doc(path: Path, result: dict[str, Any], source: str) -> None:
     path.write_text(text, encoding="utf8")
 
 
-def main(
+@app.command()
+def run(
     model: str = typer.Argument(..., help="Tuned pipeline (calibrator + decision)."),
-    data: Path = typer.Option(Path("../shared/data/banking77"), help="Banking77 CSV folder."),
+    data: Path | None = typer.Option(None, help="Banking77 CSV folder (default: shared data)."),
     n_texts: int = typer.Option(1_000_000),
     rounds: int = typer.Option(2),
     stages: str = typer.Option("nlp_pipe,score_1,score_2,ray_2"),
     rss: bool = typer.Option(False, "--rss", help="Also measure peak RSS at two sizes."),
     rss_small: int = typer.Option(100_000, help="Smaller input size of the RSS comparison."),
     work_dir: Path | None = typer.Option(None, help="Where inputs/outputs go (default: tmp)."),
-    out: Path | None = typer.Option(None, help="Write the figures here as JSON."),
+    save: bool = typer.Option(True, help=f"Write benchmarks/results/{NAME}.json."),
     update_doc: Path | None = typer.Option(
         None, help="Rewrite the figures between the markers of this Markdown file."
     ),
@@ -244,6 +250,7 @@ def main(
         if update_doc is not None:
             write_doc(update_doc, result, str(from_json))
         return
+    data = data or shared_data() / "banking77"
     import spacy
 
     work = work_dir or Path(tempfile.mkdtemp(prefix="score-bench-"))
@@ -322,15 +329,18 @@ def main(
             f"ratio {rss_big_mb / rss_small_mb:.3f}"
         )
     print(json.dumps(result["median_ratios"], indent=2))
-    result["command"] = " ".join(["python", "benchmarks/score_throughput.py", *sys.argv[1:]])
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+    command = ["python", "-m", "benchmarks", NAME, *_ARGV]
+    result["command"] = " ".join(command)
+    saved = write_results(NAME, result, command) if save else None
     if update_doc is not None:
-        write_doc(update_doc, result, str(out) if out else "(not saved)")
+        write_doc(update_doc, result, str(saved) if saved else "(not saved)")
     if work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    typer.run(main)
+_ARGV: list[str] = []
+
+
+def main(argv: list[str] | None = None) -> None:
+    _ARGV[:] = sys.argv[1:] if argv is None else argv
+    app(args=_ARGV, prog_name=NAME, standalone_mode=False)

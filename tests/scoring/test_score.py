@@ -301,3 +301,34 @@ def test_sigkill_during_cli_run_then_resume(
     assert kills >= 1
     assert pq.read_table(out).equals(pq.read_table(tmp_path / "ref.parquet"))
     assert out.with_name("out.rejects.jsonl").read_bytes() == reference.rejects.read_bytes()
+
+
+def test_benchmark_runs_and_renders_the_doc(tuned_model: Path, tmp_path: Path) -> None:
+    """benchmarks/score_throughput.py end to end on a few texts (figures printed, never timed)."""
+    from benchmarks import score_throughput
+
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "a\n<!-- score_throughput.py cost: begin -->\nold\n<!-- score_throughput.py cost: end -->\n"
+        "b\n<!-- score_throughput.py: begin -->\nold\n<!-- score_throughput.py: end -->\nc\n"
+    )
+    score_throughput.main(
+        [
+            str(tuned_model),
+            "--n-texts",
+            "300",
+            "--rounds",
+            "1",
+            "--stages",
+            "nlp_pipe,score_1,score_2",
+            "--no-save",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--update-doc",
+            str(doc),
+        ]
+    )
+    text = doc.read_text()
+    assert "old" not in text and text.startswith("a\n") and text.endswith("c\n")
+    assert "| score_2/score_1 |" in text and "texts/s per core" in text
+    assert "Outputs of the `score` stages identical: True." in text
