@@ -74,8 +74,8 @@ def _server_main(argv: Sequence[str]) -> None:
     app = create_app(settings)
     constant = b'{"model":{"name":"x","version":"0"},"results":[]}'
 
-    @app.post("/constant")
-    async def constant_endpoint() -> Response:
+    @app.post("/constant", include_in_schema=False)
+    async def constant_endpoint():  # type: ignore[no-untyped-def]  # noqa: ANN202
         return Response(constant, media_type="application/json")
 
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
@@ -94,12 +94,13 @@ def server(model: str | Path, **options: Any) -> Iterator[tuple[int, int]]:
     cmd = [sys.executable, __file__, "_server", "--model", str(model), "--port", str(port)]
     for key, value in options.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.NamedTemporaryFile("w+", prefix="serve-load-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+                raise RuntimeError(f"server exited: {Path(log.name).read_text()[-3000:]}")
             try:
                 status, _ = asyncio.run(_one_request(port, "GET", "/health", b""))
                 if status == 200:
@@ -110,6 +111,8 @@ def server(model: str | Path, **options: Any) -> Iterator[tuple[int, int]]:
                 raise RuntimeError("server did not start")
             time.sleep(0.3)
         yield port, proc.pid
+        if proc.poll() is not None:
+            print(f"server died: {Path(log.name).read_text()[-3000:]}", file=sys.stderr)
     finally:
         proc.terminate()
         try:
@@ -117,6 +120,8 @@ def server(model: str | Path, **options: Any) -> Iterator[tuple[int, int]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+        os.unlink(log.name)
 
 
 def cpu_of(pid: int) -> float:
@@ -129,6 +134,14 @@ def cpu_of(pid: int) -> float:
 def self_cpu() -> float:
     t = os.times()
     return t.user + t.system
+
+
+def proc_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def rss_of(pid: int) -> int:
@@ -571,19 +584,28 @@ def fuzz(args: argparse.Namespace) -> None:
         )
         def check(body: bytes, content_type: str) -> None:
             headers = {"content-type": content_type} if content_type else {}
-            response = client.post(f"{url}/classify", content=body, headers=headers)
+            try:
+                response = client.post(f"{url}/classify", content=body, headers=headers)
+            except httpx.TransportError as err:
+                server_errors.append(f"{body[:100]!r}: connection error {err!r}")
+                return
             counts[response.status_code] = counts.get(response.status_code, 0) + 1
             if response.status_code >= 500:
                 server_errors.append(f"{body[:100]!r}: {response.text[:200]}")
 
         check()
         # The OpenAPI schema's other operations, too.
+        alive = proc_alive(_pid)
         for path in ("/health", "/metadata", "/metrics", "/monitor", "/openapi.json", "/docs"):
-            status = client.get(f"{url}{path}").status_code
+            try:
+                status = client.get(f"{url}{path}").status_code
+            except httpx.TransportError as err:
+                server_errors.append(f"GET {path}: connection error {err!r}")
+                continue
             counts[status] = counts.get(status, 0) + 1
             if status >= 500:
                 server_errors.append(path)
-        healthy = client.get(f"{url}/health").status_code == 200
+        healthy = alive and httpx.get(f"{url}/health").status_code == 200
     result = {
         "scenario": "fuzz",
         "examples": args.examples,
