@@ -22,14 +22,14 @@ within 3 points of the truth.
 
 Run::
 
-    python benchmarks/monitor_validation.py MODEL --window 1000 --resamples 20
+    python -m benchmarks monitor_validation MODEL --window 1000 --resamples 20
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ import numpy as np
 from textcat_kit.monitoring import MonitorSettings, compare, read_reference_profile
 from textcat_kit.serving.runtime import ClassifierRuntime
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+from ._common import shared_data, write_results
+
+SHARED = shared_data()
 
 
 def read_banking(path: Path) -> tuple[list[str], list[str]]:
@@ -68,16 +69,19 @@ def run_outputs(runtime: ClassifierRuntime, texts: list[str]) -> tuple[np.ndarra
     return np.concatenate(probs), np.concatenate(decided)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks monitor_validation",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
     parser.add_argument("model")
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--resamples", type=int, default=20)
     parser.add_argument("--n-shift-labels", type=int, default=10)
     parser.add_argument("--n-goemotions", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     t_start = time.perf_counter()
 
     runtime = ClassifierRuntime.load(args.model)
@@ -201,9 +205,9 @@ def main() -> None:
         results[f"{kind}_fires_at"] = min(fired) if fired else None
         print(f"{kind}: alert in >= 95% of streams from share {results[f'{kind}_fires_at']}")
     results["seconds"] = time.perf_counter() - t_start
-    out = Path(args.output) / "monitor_validation.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
+    out = write_results(
+        "monitor_validation", results, ["python -m benchmarks monitor_validation", *argv]
+    )
     print(f"wrote {out}")
 
 

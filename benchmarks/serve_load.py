@@ -9,18 +9,19 @@ run, in interleaved rounds, and reported as a ratio per round (median and range)
 
 Scenarios (subcommands)::
 
-    python benchmarks/serve_load.py throughput MODEL [--texts CSV]
+    python -m benchmarks serve_load throughput MODEL [--texts CSV]
         A: requests of 64 texts from 8 clients: docs/s vs in-process nlp.pipe
         B: single-text requests from 32 clients: requests/s vs GET /constant of the same app
-    python benchmarks/serve_load.py transformer
+    python -m benchmarks serve_load transformer
         C: tiny transformer pipeline, 32 clients, micro-batched vs per-request nlp(text)
-    python benchmarks/serve_load.py memory MODEL --requests 200000
+    python -m benchmarks serve_load memory MODEL --requests 200000
         D: RSS of the server over N single-text requests with unseen words, with and
            without memory zones
-    python benchmarks/serve_load.py fuzz MODEL --examples 3000
+    python -m benchmarks serve_load fuzz MODEL --examples 3000
         E: hypothesis-generated bodies against /classify: count of 5xx answers
 
-Results are printed and written as JSON under ``benchmarks/results/serve_*.json``.
+Results are printed and written to ``benchmarks/results/serve_<scenario>.json`` with the
+command line that produced them.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._common import shared_data, write_results
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-DEFAULT_TEXTS = REPO.parent / "shared" / "data" / "banking77" / "test.csv"
+DEFAULT_TEXTS = shared_data() / "banking77" / "test.csv"
 
 
 # -- server -------------------------------------------------------------------------------
@@ -91,11 +93,12 @@ def _free_port() -> int:
 def server(model: str | Path, **options: Any) -> Iterator[tuple[int, int]]:
     """Start the server subprocess; yield (port, pid) once /health answers."""
     port = _free_port()
-    cmd = [sys.executable, __file__, "_server", "--model", str(model), "--port", str(port)]
+    cmd = [sys.executable, "-m", "benchmarks.serve_load", "_server", "--model", str(model)]
+    cmd += ["--port", str(port)]
     for key, value in options.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     log = tempfile.NamedTemporaryFile("w+", prefix="serve-load-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -274,11 +277,13 @@ def summarise(ratios: list[float]) -> dict[str, float]:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"serve_{name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+    argv = sys.argv[1:] if _ARGV is None else _ARGV
+    path = write_results(f"serve_{name}", result, ["python -m benchmarks serve_load", *argv])
     print(f"wrote {path.relative_to(REPO)}")
     return path
+
+
+_ARGV: list[str] | None = None
 
 
 def machine() -> dict[str, Any]:
@@ -618,11 +623,16 @@ def fuzz(args: argparse.Namespace) -> None:
     write_result(args.name or "fuzz", result)
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_server":
-        _server_main(sys.argv[2:])
+def main(argv: list[str] | None = None) -> None:
+    global _ARGV
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    if args_list and args_list[0] == "_server":
+        _server_main(args_list[1:])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    _ARGV = args_list
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks serve_load", description=(__doc__ or "").split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("throughput", "transformer", "memory", "fuzz"):
         p = sub.add_parser(name)
@@ -636,7 +646,7 @@ def main() -> None:
         p.add_argument("--warmup", type=int, default=20_000)
         p.add_argument("--examples", type=int, default=3000)
         p.add_argument("--name", default="")
-    args = parser.parse_args()
+    args = parser.parse_args(args_list)
     {"throughput": throughput, "transformer": transformer, "memory": memory, "fuzz": fuzz}[
         args.command
     ](args)
