@@ -84,3 +84,13 @@ def test_trivial_baseline_rules() -> None:
     value, rule = trivial_baseline(gold, exclusive=True)
     # majority: F1 of class 0 = 2*8/(16+2) = 0.889, class 1 = 0 -> 0.444; priors mean = 0.5
     assert rule.startswith("labels at random") and abs(value - 0.5) < 1e-12
+
+
+def test_multilabel_low_scores_are_judged_at_the_best_global_threshold() -> None:
+    """Scores that never reach 0.5 but rank well are not degenerate before tuning."""
+    rng = np.random.default_rng(6)
+    gold = (rng.random((600, 5)) < 0.1).astype(float)
+    probs = np.clip(0.05 + 0.25 * gold + rng.normal(scale=0.03, size=gold.shape), 0, 1)
+    result = diagnose(probs, gold, list("abcde"), exclusive=False)
+    assert not result.degenerate, result.messages
+    assert result.macro_f > 0.9

@@ -96,6 +96,20 @@ def _macro_f(decided: np.ndarray, actual: np.ndarray, present: np.ndarray) -> fl
     return float(f1[present].mean()) if present.any() else 0.0
 
 
+def best_global_threshold(probs: np.ndarray, actual: np.ndarray) -> float:
+    """The single threshold (on a grid) with the best macro-F1 on this data.
+
+    Used for multi-label scores checked before any threshold was tuned: judging them at 0.5
+    would call a model degenerate whose scores are merely low (many labels, rare positives).
+    """
+    present = np.asarray(actual.any(axis=0))
+    if not present.any():
+        return 0.5
+    grid = np.unique(np.concatenate([np.linspace(0.01, 0.99, 99), [0.5]]))
+    scores = [_macro_f(probs >= t, actual, present) for t in grid]
+    return float(grid[int(np.argmax(scores))])
+
+
 def trivial_baseline(actual: np.ndarray, exclusive: bool) -> tuple[float, str]:
     """Best macro-F1 (over labels present in ``actual``) of rules that ignore the text."""
     n_docs, n_labels = actual.shape
@@ -125,8 +139,10 @@ def diagnose(
 ) -> Diagnosis:
     """Check scores ``probs`` and 0/1 ``decisions`` (n_docs, n_labels) against ``gold``.
 
-    ``decisions`` default to argmax (exclusive) or ``probs >= 0.5`` (multi-label). Macro
-    averages run over the labels present in ``gold``. ``where`` names the data in messages.
+    ``decisions`` default to argmax (exclusive) or, for multi-label scores, the single global
+    threshold that is best on this data (the most favourable reading of scores nobody has
+    tuned yet). Macro averages run over the labels present in ``gold``. ``where`` names the
+    data in messages.
     """
     probs = np.asarray(probs, dtype=np.float64)
     actual = np.asarray(gold, dtype=np.float64) >= 0.5
@@ -137,7 +153,7 @@ def diagnose(
             if n_docs:
                 decided[np.arange(n_docs), probs.argmax(axis=1)] = True
         else:
-            decided = probs >= 0.5
+            decided = probs >= best_global_threshold(probs, actual)
     else:
         decided = np.asarray(decisions) >= 0.5
     present: np.ndarray = np.asarray(actual.any(axis=0))
