@@ -1,0 +1,102 @@
+"""Throughput of a tuned pipeline next to spaCy's tokenizer alone, and its load time.
+
+``python -m benchmarks speed MODEL TEST.spacy [--name banking77-bow]`` times, taking turns
+in every round (best of ``--rounds``) so that other load on the machine hits all alike:
+
+* ``tokenizer``: ``spacy.blank(lang).pipe(texts)``, the floor of any spaCy pipeline;
+* ``raw``: the pipeline with its fitted calibration and decisions switched off
+  (``textcat_kit.pipeline.fitted.raw_scores``): tokenizer + classifier + doc.cats;
+* ``full``: the tuned pipeline as shipped (calibrated doc.cats, doc._.decided_labels);
+* ``pipe_scores``: :func:`textcat_kit.parallel.pipe_scores` with ``--processes`` workers;
+* ``spacy.load(MODEL)`` against ``spacy.blank(lang)`` in the same process.
+
+Read the ratios (``full_vs_tokenizer``: share of the tokenizer's throughput that the full
+pipeline keeps; ``fitted_state_overhead``: extra time of calibration + decisions over
+``raw``), not the absolute docs/s, on a shared machine. Writes
+``benchmarks/results/speed_<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ._common import interleaved_best, write_results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks speed", description=__doc__)
+    parser.add_argument("model", type=Path, help="tuned pipeline directory")
+    parser.add_argument("test", type=Path, help=".spacy file with the texts")
+    parser.add_argument("--name", default=None, help="results name (default: model dir)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=2, help="pipe_scores workers (0: skip)")
+    args = parser.parse_args(argv)
+
+    import spacy
+    from spacy.tokens import DocBin
+
+    from textcat_kit.evaluation import find_textcat
+    from textcat_kit.parallel import pipe_scores
+    from textcat_kit.pipeline.fitted import raw_scores
+
+    nlp = spacy.load(args.model)
+    lang = nlp.lang
+    texts = [doc.text for doc in DocBin().from_disk(args.test).get_docs(nlp.vocab)]
+    blank = spacy.blank(lang)
+    name, _ = find_textcat(nlp)
+    size = args.batch_size
+
+    def full() -> None:
+        for _ in nlp.pipe(texts, batch_size=size):
+            pass
+
+    def raw() -> None:
+        with raw_scores(nlp, name):
+            for _ in nlp.pipe(texts, batch_size=size):
+                pass
+
+    runs = {
+        "tokenizer": lambda: [None for _ in blank.pipe(texts, batch_size=size)],
+        "raw": raw,
+        "full": full,
+    }
+    if args.processes > 1:
+        runs["pipe_scores"] = lambda: list(
+            pipe_scores(nlp, texts, n_process=args.processes, batch_size=size)
+        )
+    full()  # warm up (first-call imports and caches)
+    seconds = interleaved_best(runs, rounds=args.rounds)
+    docs_per_second = {key: len(texts) / value for key, value in seconds.items()}
+
+    load = {"blank": float("inf"), "load": float("inf")}
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        spacy.blank(lang)
+        load["blank"] = min(load["blank"], time.perf_counter() - start)
+        start = time.perf_counter()
+        spacy.load(args.model)
+        load["load"] = min(load["load"], time.perf_counter() - start)
+
+    results = {
+        "model": str(args.model),
+        "test": str(args.test),
+        "n_docs": len(texts),
+        "pipe_names": nlp.pipe_names,
+        "docs_per_second": {key: round(value) for key, value in docs_per_second.items()},
+        "full_vs_tokenizer": seconds["tokenizer"] / seconds["full"],
+        "fitted_state_overhead": seconds["full"] / seconds["raw"] - 1.0,
+        "load_seconds": load,
+    }
+    if "pipe_scores" in seconds:
+        results["pipe_scores_vs_full"] = seconds["full"] / seconds["pipe_scores"]
+    for key, value in docs_per_second.items():
+        print(f"{key:12s} {value:9.0f} docs/s")
+    print(f"full pipeline / tokenizer throughput: {results['full_vs_tokenizer']:.3f}")
+    print(f"calibration + decisions add: {100 * results['fitted_state_overhead']:+.1f}%")
+    print(f"spacy.load {load['load']:.3f} s, spacy.blank {load['blank']:.3f} s (best of rounds)")
+    tag = args.name or args.model.resolve().parent.name
+    command = ["python -m benchmarks speed", *(argv if argv is not None else [])]
+    print(f"wrote {write_results(f'speed_{tag}', results, command)}")
