@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -73,9 +75,14 @@ texts = st.lists(text_chars, min_size=1, max_size=30).map("".join).filter(lambda
 labels = st.sampled_from(["pos", "neg", "a b", "x,y", 'q"uote', "été", "0", "1"])
 
 
+SCRATCH = Path(tempfile.mkdtemp(prefix="badinput-"))
+_NAMES = itertools.count()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _report_count() -> Iterator[None]:
     yield
+    shutil.rmtree(SCRATCH, ignore_errors=True)
     total = sum(GENERATED.values())
     line = f"bad-input suite: {total} generated inputs ({dict(sorted(GENERATED.items()))})"
     print("\n" + line, file=sys.stderr)
@@ -85,8 +92,8 @@ def _report_count() -> Iterator[None]:
 
 
 def _tmp_file(suffix: str, data: bytes) -> Path:
-    directory = Path(tempfile.mkdtemp(prefix="badinput-"))
-    path = directory / f"input{suffix}"
+    """A fresh file in the module's scratch folder (removed at the end of the module)."""
+    path = SCRATCH / f"input-{next(_NAMES)}{suffix}"
     path.write_bytes(data)
     return path
 
