@@ -281,15 +281,16 @@ class Builder:
         rng.shuffle(pool)
         train_pool, dev_pool = _by_label(pool[:8000]), _by_label(pool[8000:])
         test_pool = _by_label(self.b77_test)
-        labels = sorted(train_pool)
+        # 40 of the intents (one-vs-rest over 77 labels costs twice the time on 2 cores)
+        labels = sorted(rng.sample(sorted(train_pool), 40))
         order = labels[:]
         rng.shuffle(order)
         # Zipf-like label frequencies: a few common topics, many labels under 10 docs
         weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(order))]
         return Task(
             "b77-multilabel-long",
-            "Banking77 multi-label: docs joining 2 texts each of 1-3 intents drawn with Zipf "
-            "frequencies (77 labels, most under 10 train docs), 1,200 train docs",
+            "Banking77 multi-label: docs joining 2 texts each of 1-3 of 40 intents drawn with "
+            "Zipf frequencies (many labels under 10 train docs), 1,200 train docs",
             False,
             labels,
             self._multi_long_docs(rng, train_pool, 1200, order, weights),
