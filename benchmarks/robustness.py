@@ -286,7 +286,7 @@ class Builder:
         order = labels[:]
         rng.shuffle(order)
         # Zipf-like label frequencies: a few common topics, many labels under 10 docs
-        weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(order))]
+        weights = [1.0 / (rank + 1) ** 1.6 for rank in range(len(order))]
         return Task(
             "b77-multilabel-long",
             "Banking77 multi-label: docs joining 2 texts each of 1-3 of 40 intents drawn with "
