@@ -15,12 +15,27 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TEXTCAT_KIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+#: Fixtures that read the shared data mirror; tests using them (directly or through other
+#: fixtures) are marked ``needs_data`` and skipped, with the reason, when it is absent.
+DATA_FIXTURES = frozenset({"shared_data", "real_exports", "labelstudio_data"})
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if not SHARED_DATA.is_dir():
-        raise pytest.UsageError(
-            f"Shared data not found at {SHARED_DATA}; set TEXTCAT_KIT_SHARED_DATA to the folder "
-            "holding banking77/ and goemotions/."
-        )
+    config.addinivalue_line(
+        "markers", "needs_data: reads the shared data mirror (../shared/data); skipped without it"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(
+        reason=f"needs the shared data mirror, not found at {SHARED_DATA} (set "
+        "TEXTCAT_KIT_SHARED_DATA to the folder holding banking77/ and goemotions/)"
+    )
+    for item in items:
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_data)
+            if not SHARED_DATA.is_dir():
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

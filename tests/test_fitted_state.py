@@ -54,11 +54,15 @@ def _fitted(exclusive: bool) -> tuple[Any, DecisionRule]:
 
 @pytest.fixture(params=["owned-exclusive", "owned-multilabel", "standalone"])
 def saved(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    return _save(request.param, tmp_path)
+
+
+def _save(kind: str, tmp_path: Path) -> dict[str, Any]:
     """A tuned pipeline on disk: state owned by our classifier, or in standalone components
     after spaCy's textcat (the layout for third-party classifiers)."""
-    exclusive = request.param != "owned-multilabel"
+    exclusive = kind != "owned-multilabel"
     calibrator, rule = _fitted(exclusive)
-    if request.param == "standalone":
+    if kind == "standalone":
         nlp = _classifier_pipeline("textcat")
         component = nlp.add_pipe(CALIBRATOR)
         component.calibrator, component._labels = calibrator, list(LABELS)  # type: ignore[attr-defined]
@@ -92,9 +96,9 @@ def test_valid_state_loads_and_decides(saved: dict[str, Any]) -> None:
     assert doc._.decided_labels is not None
 
 
-def test_negative_temperature_is_refused(saved: dict[str, Any]) -> None:
-    if not saved["exclusive"]:
-        pytest.skip("temperature scaling is the exclusive calibrator")
+@pytest.mark.parametrize("kind", ["owned-exclusive", "standalone"])
+def test_negative_temperature_is_refused(kind: str, tmp_path: Path) -> None:
+    saved = _save(kind, tmp_path)
     _edit(saved["calibrator"], lambda d: d["calibrator"].update(temperature=-1.5))
     with pytest.raises(ConfigError, match=r"\[E250\].*calibrator\.json.*calibrator\.temperature"):
         spacy.load(saved["dir"])
@@ -134,17 +138,17 @@ def test_labels_of_another_classifier_are_refused(saved: dict[str, Any]) -> None
         spacy.load(saved["dir"])
 
 
-def test_labels_in_another_order_are_refused(saved: dict[str, Any]) -> None:
-    if saved["dir"].joinpath(CALIBRATOR).exists():
-        pytest.skip("standalone components read doc.cats by label name")
+@pytest.mark.parametrize("kind", ["owned-exclusive", "owned-multilabel"])
+def test_labels_in_another_order_are_refused(kind: str, tmp_path: Path) -> None:
+    """(Standalone components read doc.cats by label name, so order does not matter there.)"""
+    saved = _save(kind, tmp_path)
     _edit(saved["calibrator"], lambda d: d.update(labels=["c", "b", "a"]))
     with pytest.raises(ConfigError, match=r"\[E251\].*calibrator\.json.*another order"):
         spacy.load(saved["dir"])
 
 
-def test_isotonic_knots_must_be_monotone(saved: dict[str, Any]) -> None:
-    if saved["exclusive"]:
-        pytest.skip("isotonic is a multi-label calibrator")
+def test_isotonic_knots_must_be_monotone(tmp_path: Path) -> None:
+    saved = _save("owned-multilabel", tmp_path)
 
     def unsort(data: dict[str, Any]) -> None:
         entry = next(e for e in data["calibrator"]["per_label"] if e["status"] == "fitted")
