@@ -17,31 +17,28 @@ every system on the same splits, and times training and inference:
 ``--per-class N`` keeps N training examples per label (seeded), dev and test unchanged.
 Inference docs/s: one process, ``nlp.pipe`` over the test texts (the embedding cache is
 switched off for this). Results go to ``benchmarks/results/encoders_<dataset>[_<N>pc].json``
-and ``python benchmarks/encoders.py report`` writes the tables into ``docs/encoders.md``.
+and ``python -m benchmarks encoders report`` writes the tables into ``docs/encoders.md``.
 
-    python benchmarks/encoders.py run --dataset banking77
-    python benchmarks/encoders.py run --dataset banking77 --per-class 10
-    python benchmarks/encoders.py report
+    python -m benchmarks encoders run --dataset banking77
+    python -m benchmarks encoders run --dataset banking77 --per-class 10
+    python -m benchmarks encoders report
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import random
-import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from compare_systems import REPO_ROOT, Corpus, Split, TfidfLogReg, read_corpus  # noqa: E402
+from ._common import REPO_ROOT, RESULTS_DIR, write_results
 
 DATASETS = {"banking77": "corpus/banking77", "goemotions": "corpus/goemotions"}
 SYSTEMS = ("tfidf_lr", "bow", "embed", "distil")
@@ -50,6 +47,45 @@ DOC_PATH = REPO_ROOT / "docs" / "encoders.md"
 START, END = "<!-- encoders-benchmark:start -->", "<!-- encoders-benchmark:end -->"
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    gold: np.ndarray
+
+
+@dataclass
+class Corpus:
+    directory: Path
+    labels: list[str]
+    exclusive: bool
+    train: Split
+    dev: Split
+    test: Split
+
+    def split_path(self, split: str) -> Path:
+        return self.directory / f"{split}.spacy"
+
+
+def read_split(path: Path, labels: list[str] | None = None) -> tuple[Split, list[str]]:
+    """Texts and gold matrix of a ``.spacy`` file (labels: sorted, from its docs if None)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    from textcat_kit.evaluation import cats_matrix
+
+    docs = list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+    labels = labels or sorted({label for doc in docs for label in doc.cats})
+    return Split([doc.text for doc in docs], cats_matrix(docs, labels)), labels
+
+
+def read_corpus(directory: Path) -> Corpus:
+    train, labels = read_split(directory / "train.spacy")
+    dev, _ = read_split(directory / "dev.spacy", labels)
+    test, _ = read_split(directory / "test.spacy", labels)
+    exclusive = bool(np.all((train.gold >= 0.5).sum(axis=1) == 1))
+    return Corpus(directory, labels, exclusive, train, dev, test)
 
 
 def configs(exclusive: bool) -> dict[str, Path]:
@@ -206,7 +242,7 @@ def run(
     seed: int = 0,
 ) -> None:
     """Train, tune, evaluate and time the systems on one dataset; write the result JSON."""
-    corpus = read_corpus(REPO_ROOT / DATASETS[dataset], dataset)
+    corpus = read_corpus(REPO_ROOT / DATASETS[dataset])
     tag = f"{dataset}_{per_class}pc" if per_class else dataset
     work = (REPO_ROOT / workdir / tag).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -217,8 +253,10 @@ def run(
         corpus = read_corpus_with_train(corpus, train_path)
     cache = (REPO_ROOT / cache_dir).resolve()
     encoder = (REPO_ROOT / encoder).resolve()
-    out_path = REPO_ROOT / "benchmarks" / "results" / f"encoders_{tag}.json"
+    out_path = RESULTS_DIR / f"encoders_{tag}.json"
     results: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
+    for key in ("command", "when", "machine"):
+        results.pop(key, None)
     results.update(
         {
             "dataset": dataset,
@@ -226,8 +264,6 @@ def run(
             "n_train": len(corpus.train.texts),
             "n_dev": len(corpus.dev.texts),
             "n_test": len(corpus.test.texts),
-            "machine": f"{platform.machine()}, {platform.python_version()}; shared 2-core VM",
-            "command": "python benchmarks/encoders.py run " + " ".join(sys.argv[2:]),
         }
     )
     results.setdefault("systems", {})
@@ -235,32 +271,52 @@ def run(
     cfg = configs(corpus.exclusive)
     wanted = [s.strip() for s in systems.split(",") if s.strip()]
 
+    command = [
+        "python -m benchmarks encoders run",
+        f"--dataset {dataset} --per-class {per_class} --systems {systems}",
+    ]
+
     def save() -> None:
-        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        write_results(f"encoders_{tag}", results, command)
 
     if "tfidf_lr" in wanted:
-        system = TfidfLogReg()
-        trained = system.train(corpus, work / "tfidf_lr")
-        predictor = system.load(corpus.labels, corpus.exclusive, work / "tfidf_lr")
-        probs = predictor.predict(test_texts)["raw"]
-        start = time.perf_counter()
-        for _ in range(repeats):
-            predictor.predict(test_texts)
-        speed = repeats * len(test_texts) / (time.perf_counter() - start)
+        from .compare import _tfidf_lr  # the same baseline as `python -m benchmarks compare`
+
+        texts = {"train": corpus.train.texts, "dev": corpus.dev.texts, "test": test_texts}
+        gold = {"train": corpus.train.gold, "dev": corpus.dev.gold, "test": corpus.test.gold}
+        probs, _, train_s, speed = _tfidf_lr(
+            None, work, texts, gold, corpus.labels, corpus.exclusive
+        )  # type: ignore[arg-type]
         results["systems"]["tfidf_lr"] = {
-            "train_s": trained["train_s"],
+            "train_s": train_s,
             "docs_per_s": speed,
-            "settings": trained["settings"],
+            "settings": "TfidfVectorizer(sublinear_tf, 1-2-grams) + LogisticRegression, C in "
+            "(1, 10, 100) on dev",
             **score_probs(probs, corpus.test, corpus.exclusive),
         }
         save()
     if "bow" in wanted:
         out = work / "bow"
-        train_s = spacy_train(cfg["bow"], train_path, dev_path, out, [], reuse)
+        overrides = []
+        if per_class:
+            # The bow config evaluates every 141 steps for at most 8 epochs (an epoch of the
+            # full data); with a few examples per label that is ~100 steps and no
+            # evaluation: evaluate once per epoch and allow 40 epochs instead.
+            steps = -(-len(corpus.train.texts) // 64)
+            overrides = [
+                "--training.eval_frequency",
+                str(steps),
+                "--training.max_epochs",
+                "40",
+                "--training.patience",
+                str(10 * steps),
+            ]
+        train_s = spacy_train(cfg["bow"], train_path, dev_path, out, overrides, reuse)
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "bow-tuned")
         row.update(
             train_s=train_s,
             docs_per_s=pipeline_docs_per_second(work / "bow-tuned", test_texts, repeats),
+            overrides=" ".join(overrides),
         )
         results["systems"]["bow"] = row
         save()
@@ -293,8 +349,6 @@ def run(
             extra = work / "unlabelled.jsonl"
             extra.write_text("".join(json.dumps({"text": t}) + "\n" for t in unlabelled))
         out = work / "distil"
-        if out.exists():
-            shutil.rmtree(out)
         record = distil(
             work / "embed-tuned",
             cfg["bow"],
@@ -303,6 +357,7 @@ def run(
             out,
             unlabelled_path=extra,
             settings=DistilSettings(seed=seed),
+            overwrite=True,
         )
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "distil-tuned")
         row.update(
@@ -318,18 +373,8 @@ def run(
 
 
 def read_corpus_with_train(corpus: Corpus, train_path: Path) -> Corpus:
-    from compare_systems import read_split
-
     train, _ = read_split(train_path, corpus.labels)
-    return Corpus(
-        corpus.name,
-        corpus.directory,
-        corpus.labels,
-        corpus.exclusive,
-        train,
-        corpus.dev,
-        corpus.test,
-    )
+    return Corpus(corpus.directory, corpus.labels, corpus.exclusive, train, corpus.dev, corpus.test)
 
 
 def score_probs(probs: np.ndarray, split: Split, exclusive: bool) -> dict[str, Any]:
@@ -364,12 +409,12 @@ NAMES = {
 def report() -> None:
     """Write the tables of every ``encoders_*.json`` into docs/encoders.md (between markers)."""
     lines = []
-    for path in sorted((REPO_ROOT / "benchmarks" / "results").glob("encoders_*.json")):
+    for path in sorted(RESULTS_DIR.glob("encoders_*.json")):
         res = json.loads(path.read_text())
         lines += [
             f"**{res['dataset']}**, {res['per_class']} training examples per label "
             f"({res['n_train']} train / {res['n_dev']} dev / {res['n_test']} test; "
-            f"`{res.get('command', 'python benchmarks/encoders.py run')}`)",
+            f"`{res['command']}`)",
             "",
             "| system | test macro-F1 | ECE (top label) | training s | inference docs/s |",
             "|---|---|---|---|---|",

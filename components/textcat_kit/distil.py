@@ -49,6 +49,7 @@ from .errors import ConfigError, DataError, Errors
 from .evaluation import cats_matrix, find_textcat, is_exclusive
 from .maths import metrics
 from .maths.losses import gradient_wrt_probabilities
+from .safe_write import atomic_dir, check_target
 
 
 @dataclass(frozen=True)
@@ -141,14 +142,19 @@ def distil(
     unlabelled_path: Path | None = None,
     settings: DistilSettings | None = None,
     overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train the student of ``student_config`` on ``teacher_path``'s probabilities.
 
     Writes ``output_dir/model-best`` (the best dev epoch) and ``output_dir/distil.json``
-    (settings, per-epoch dev scores and timings); returns that record.
+    (settings, per-epoch dev scores and timings); returns that record. ``output_dir`` is
+    written atomically (:func:`textcat_kit.safe_write.atomic_dir`): an earlier distil output
+    is replaced only with ``overwrite``, a directory textcat-kit did not write never.
     """
     settings = settings or DistilSettings()
     settings.validate()
+    output_dir = Path(output_dir)
+    check_target(output_dir.absolute(), overwrite=overwrite)
     start = time.perf_counter()
     teacher = spacy.load(teacher_path)
     try:
@@ -241,8 +247,6 @@ def distil(
             break
     assert best_bytes is not None
     student.from_bytes(best_bytes)
-    output_dir = Path(output_dir)
-    nlp.to_disk(output_dir / "model-best")
     record = {
         "teacher": str(teacher_path),
         "teacher_pipe": teacher_name,
@@ -256,7 +260,9 @@ def distil(
         "teacher_seconds": teacher_seconds,
         "seconds": time.perf_counter() - start,
     }
-    srsly.write_json(output_dir / "distil.json", record)
+    with atomic_dir(output_dir, overwrite=overwrite, command="textcat-kit distil") as tmp:
+        nlp.to_disk(tmp / "model-best")
+        srsly.write_json(tmp / "distil.json", record)
     return record
 
 

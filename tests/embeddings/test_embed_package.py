@@ -77,7 +77,7 @@ def test_embed_variant_trains_tunes_packages_and_loads_clean(
 
     # torch first and pinned, as scripts/install.sh does, so that pip takes the CPU wheel
     # already on this machine instead of resolving a CUDA build.
-    torch_pin = "torch==" + torch.__version__.split("+")[0]
+    torch_pin = f"torch=={torch.__version__}"  # e.g. 2.13.0+cpu: the local wheel
     for requirements in ([torch_pin], ["spacy-textcat-kit[transformers]", str(pipeline_wheel)]):
         install = run_in(
             fresh_venv,

@@ -24,6 +24,7 @@ def distil_command(
     max_epochs: int = typer.Option(20, help="Most epochs."),
     patience: int = typer.Option(4, help="Stop after this many epochs without a better dev F."),
     seed: int = typer.Option(0, help="Shuffling seed."),
+    overwrite: bool = typer.Option(False, help="Replace an earlier distil output directory."),
 ) -> None:
     """Distil a teacher (embedding / transformer pipeline) into a fast student (bow)."""
     from ..distil import DistilSettings, distil
@@ -39,6 +40,7 @@ def distil_command(
         output_dir,
         unlabelled_path=unlabelled,
         settings=settings,
+        overwrite=overwrite,
     )
     typer.echo(
         f"student: {output_dir / 'model-best'} (epoch {record['best_epoch']}, dev macro-F "
