@@ -380,6 +380,52 @@ def test_other_encodings_are_named(data: str, rows: list[tuple[str, str]]) -> No
     assert [r.text for r in result.records] == [row[0].strip() for row in expected]
 
 
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(texts, st.just(""), st.just("  ")),
+            st.one_of(texts, st.just("")),
+            st.one_of(
+                st.integers(-2, 6).map(str),
+                st.sampled_from(["1.0", "2.5", "x", "", "1,2", '["0", "1"]', "[3]"]),
+            ),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    base=st.sampled_from([0, 1]),
+    n_labels=st.integers(1, 5),
+    multilabel=st.sampled_from([None, True, False]),
+)
+def test_label_ids_and_joined_text_fields(
+    rows: list[tuple[str, str, str]], base: int, n_labels: int, multilabel: bool | None
+) -> None:
+    GENERATED["label ids + title,body"] += 1
+    label_set = [f"L{i}" for i in range(n_labels)]
+    content = _write_csv([(f"{t}\x1f{b}", cell) for t, b, cell in rows], "csv", csv.QUOTE_ALL, "\n")
+    content = content.replace("\x1f", '","').replace('"text","label"', '"title","body","label"')
+    data = content.encode("utf-8")
+    path = _tmp_file(".csv", data)
+    settings_ = ReadSettings(text_key="title,body", label_ids=base, multilabel=multilabel)
+    for lenient in (False, True):
+        settings_.lenient = lenient
+        try:
+            result = read_file(path, settings_, label_set)
+        except DataError as err:
+            _check_error(err, path, len(_lines(data)))
+            continue
+        assert result.n_rows == len(result.records) + result.n_skipped == len(rows)
+        row_at = {start: i for i, (start, _) in enumerate(result.spans)}
+        for record in result.records:
+            title, body, cell = rows[row_at[record.meta["line"]]]
+            assert record.text == "\n".join(p.strip() for p in (title, body) if p.strip())
+            for label in record.labels:
+                assert label in label_set
+            if cell.strip().lstrip("-").isdigit():
+                index = int(cell) - base
+                assert 0 <= index < n_labels and record.labels == [label_set[index]]
+
+
 # ------------------------------------------------------------------ Label Studio
 
 LS_CONFIG = (
