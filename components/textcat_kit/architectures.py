@@ -4,7 +4,7 @@
 linear layer, softmax or logistic output, resizable) with one setting added: the token
 attribute the n-grams are built from. spaCy's v3 hard-codes ``ORTH``, so "Refund",
 "refund" and "REFUND" are three unrelated features; on Banking77 and GoEmotions the
-``LOWER`` features train to a higher macro-F1 (figures in ``benchmarks/RESULTS.md``). And
+``LOWER`` features train to a higher macro-F1 (``python -m benchmarks compare``). And
 the value of each n-gram feature: spaCy's raw counts, counts scaled to unit L2 norm per
 doc, so that a long text does not produce larger logits than a short one just by being
 long, or TF-IDF values as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` computes

@@ -1,11 +1,9 @@
 """Classify many texts on several cores and get scores back, not Docs.
 
 spaCy's ``nlp.pipe(n_process=N)`` returns every Doc to the parent process through
-``Doc.to_bytes`` / ``Doc.from_bytes``. For a bag-of-words pipeline that costs more per doc
-than the pipeline itself (~200 µs per round trip against ~75 µs of tokenizer + textcat +
-calibrator + decision here), so two processes are *slower* than one (0.11x on Banking77,
-benchmarks/RESULTS.md). When an application needs the scores and decided labels rather
-than the Docs, :func:`pipe_scores` runs ``nlp.pipe`` in forked worker processes and sends
+``Doc.to_bytes`` / ``Doc.from_bytes``. For a bag-of-words pipeline that round trip costs more
+per doc than the pipeline itself, so two processes can be *slower* than one. When an
+application needs the scores and decided labels rather than the Docs, :func:`pipe_scores` runs ``nlp.pipe`` in forked worker processes and sends
 back one float32 array (and the decided labels) per batch.
 """
 

@@ -11,8 +11,8 @@ dozen positives is decided by one or two docs, and on new data it is mostly nois
 GoEmotions (28 labels, 5,426 dev docs, rare labels with 13 dev positives) a naive
 per-label search on dev has been seen to lose to the best single global threshold on
 test. Which of the two wins depends on the model, though: with a TF-IDF + logistic
-regression baseline the naive search wins clearly (test macro-F1 0.458 against 0.437,
-``benchmarks/threshold_tuning.py``), because its labels' best cuts really differ.
+regression baseline the naive search can win clearly, because its labels' best cuts
+really differ.
 :func:`tune_thresholds` therefore estimates each label's threshold by cross-fitting,
 shrinks it towards the global threshold by an amount chosen from the data in
 proportion to the label's evidence, and falls back to the global threshold below a
