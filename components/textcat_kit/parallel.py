@@ -3,8 +3,9 @@
 spaCy's ``nlp.pipe(n_process=N)`` returns every Doc to the parent process through
 ``Doc.to_bytes`` / ``Doc.from_bytes``. For a bag-of-words pipeline that round trip costs more
 per doc than the pipeline itself, so two processes can be *slower* than one. When an
-application needs the scores and decided labels rather than the Docs, :func:`pipe_scores` runs ``nlp.pipe`` in forked worker processes and sends
-back one float32 array (and the decided labels) per batch.
+application needs the scores and decided labels rather than the Docs, :func:`pipe_scores`
+runs ``nlp.pipe`` in forked worker processes and sends back one float32 array (and the
+decided labels) per batch.
 """
 
 from __future__ import annotations
