@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['within_3pt']:.2f} |",
                 flush=True,
             )
-    for kind in ("label_prior", "dataset"):
+    for kind in ("label_prior", "label_prior_hard", "dataset"):
         fired = [
             r["shift"] for r in results["steps"] if r["kind"] == kind and r["alert_rate"] >= 0.95
         ]
