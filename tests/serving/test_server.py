@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from serving_testing import LABELS, build_tuned_pipeline, running_server, synthetic_records
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
 MAX_TEXTS = 8
 MAX_LEN = 200
