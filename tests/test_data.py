@@ -229,3 +229,22 @@ def test_split_stratifies_records_without_labels() -> None:
     assert len(dev) == 80
     assert sum(1 for r in dev if r.labels) == 10
     assert sum(1 for r in dev if not r.labels) == 70
+
+
+def test_multilabel_split_keeps_rare_labels_in_proportion() -> None:
+    """Documents with many labels: a rare label's examples are not all pulled into dev
+    because a common label of the same documents is still short of its share."""
+    import random as _random
+
+    rng = _random.Random(0)
+    common = [f"c{j}" for j in range(10)]
+    records = []
+    for i in range(1000):
+        labels = set(rng.sample(common, 4))
+        if i % 25 == 0:  # 40 examples of "rare"
+            labels.add("rare")
+        records.append(Record(f"t{i}", sorted(labels)))
+    train, dev = stratified_split(records, 0.2, seed=0)
+    in_dev = sum("rare" in r.labels for r in dev)
+    assert 6 <= in_dev <= 10, in_dev  # 20% of 40 = 8
+    assert sum("rare" in r.labels for r in train) >= 30

@@ -48,9 +48,15 @@ def stratified_split(
         if len(dev_idx) >= n_dev_target:
             break
         labels = strata[index]
-        # Place the example in dev while one of its labels is short of its share, but
-        # never take the last training example of a label.
-        if any(in_dev[label] + 1 <= wanted[label] + 0.5 for label in labels) and all(
+        # Place the example in dev while its rarest label (the one it is sorted by) is short
+        # of its share, but never take the last training example of a label. Asking "any
+        # label short" instead would move every example of a rare label whose documents
+        # also carry a common label that is still short (multi-label data with many labels
+        # per document).
+        # A label with 3+ examples gets at least one in dev, so its threshold can be checked.
+        rarest = min(labels, key=lambda label: (label_counts[label], label))
+        share = max(1.0, wanted[rarest]) if label_counts[rarest] >= 3 else wanted[rarest]
+        if in_dev[rarest] + 1 <= share + 0.5 and all(
             label_counts[label] - in_dev[label] > 1 for label in labels
         ):
             dev_idx.add(index)
