@@ -277,6 +277,9 @@ def run(
     ]
 
     def save() -> None:
+        for name in wanted:
+            if name in results["systems"]:
+                results["systems"][name]["command"] = " ".join(command)
         write_results(f"encoders_{tag}", results, command)
 
     if "tfidf_lr" in wanted:
@@ -397,6 +400,52 @@ def score_probs(probs: np.ndarray, split: Split, exclusive: bool) -> dict[str, A
     }
 
 
+@app.command("encode-speed")
+def encode_speed(
+    dataset: str = typer.Option("banking77", help="banking77 or goemotions (test texts)"),
+    n_texts: int = typer.Option(1000, help="Test texts encoded per run"),
+    rounds: int = typer.Option(2, help="Interleaved rounds (best of)"),
+    pipeline: Path | None = typer.Option(None, help="Also time nlp.pipe of this embed pipeline"),
+    encoder: Path = typer.Option(Path(ENCODER_DIR), help="Encoder directory"),
+) -> None:
+    """Encoder texts/s with length-sorted batches vs batches in input order (cache off)."""
+    import spacy
+
+    from textcat_kit.embeddings import EmbeddingCache, EncoderSettings, SentenceEncoder
+
+    from ._common import interleaved_best
+
+    test, _ = read_split(REPO_ROOT / DATASETS[dataset] / "test.spacy")
+    texts = test.texts[:n_texts]
+    model = SentenceEncoder.from_pretrained(REPO_ROOT / encoder, EncoderSettings())
+
+    def unsorted() -> None:
+        for start in range(0, len(texts), 128):
+            model.encode(texts[start : start + 128])  # one batch each: no sorting across
+
+    runs = {"length_sorted": lambda: model.encode(texts), "input_order": unsorted}
+    if pipeline is not None:
+        nlp = spacy.load(pipeline)
+        for node in nlp.get_pipe("textcat").model.walk():
+            if node.name == "sentence_encoder":
+                node.attrs["encoder"].cache = EmbeddingCache(0)
+        runs["pipeline"] = lambda: list(nlp.pipe(texts, batch_size=256))
+    best = interleaved_best(runs, rounds=rounds)
+    results = {
+        "dataset": dataset,
+        "n_texts": len(texts),
+        "texts_per_s": {name: len(texts) / seconds for name, seconds in best.items()},
+    }
+    for name, rate in results["texts_per_s"].items():
+        typer.echo(f"{name:14s} {rate:8.1f} texts/s")
+    command = [
+        "python -m benchmarks encoders encode-speed",
+        f"--dataset {dataset} --n-texts {n_texts} --rounds {rounds}"
+        + (f" --pipeline {pipeline}" if pipeline else ""),
+    ]
+    typer.echo(f"wrote {write_results(f'encoders_speed_{dataset}', results, command)}")
+
+
 NAMES = {
     "tfidf_lr": "TF-IDF + LogisticRegression (scikit-learn)",
     "bow": "bow (`textcat_bow.cfg`)",
@@ -414,7 +463,13 @@ def report() -> None:
         lines += [
             f"**{res['dataset']}**, {res['per_class']} training examples per label "
             f"({res['n_train']} train / {res['n_dev']} dev / {res['n_test']} test; "
-            f"`{res['command']}`)",
+            "commands: "
+            + "; ".join(
+                sorted(
+                    {f"`{row.get('command', res['command'])}`" for row in res["systems"].values()}
+                )
+            )
+            + ")",
             "",
             "| system | test macro-F1 | ECE (top label) | training s | inference docs/s |",
             "|---|---|---|---|---|",
