@@ -167,6 +167,42 @@ def run_exclusive(
     return results
 
 
+def score_multilabel(
+    probs: np.ndarray, given: np.ndarray, toggled: np.ndarray, removed: np.ndarray
+) -> dict[str, Any]:
+    """P/R@k of the toggled (doc, label) pairs for each filter / ranking variant."""
+    from textcat_kit.maths.label_issues import find_multilabel_issues
+
+    k = len(toggled)
+    docs = np.unique(toggled[:, 0])
+    scores = {}
+    for filter_by in ("prune_by_noise_rate", "confident_joint"):
+        for rank_by in ("self_confidence", "normalized_margin"):
+            for per_label in (False, True):
+                issues: MultilabelIssues = find_multilabel_issues(
+                    probs,
+                    given,
+                    filter_by=filter_by,  # type: ignore[arg-type]
+                    rank_by=rank_by,  # type: ignore[arg-type]
+                    per_label_rank=per_label,
+                )
+                precision, recall = precision_recall_at_k(issues.pairs, toggled, k)
+                top = {tuple(p) for p in issues.pairs[:k].tolist()}
+                hit = np.array([tuple(p) in top for p in toggled.tolist()])
+                doc_p, doc_r = precision_recall_at_k(issues.doc_order, docs, len(docs))
+                name = f"{filter_by} / {rank_by}" + (" / per-label rank" if per_label else "")
+                scores[name] = {
+                    "k": k,
+                    "n_issue_pairs": int(len(issues.pairs)),
+                    "precision_at_k": precision,
+                    "recall_at_k": recall,
+                    "recall_removed": float(hit[removed].mean()) if removed.any() else None,
+                    "recall_added": float(hit[~removed].mean()) if (~removed).any() else None,
+                    "docs": {"k": int(len(docs)), "precision_at_k": doc_p, "recall_at_k": doc_r},
+                }
+    return scores
+
+
 def run_multilabel(
     corpus_dir: Path,
     config: Path,
@@ -176,9 +212,8 @@ def run_multilabel(
     fraction: float,
     overrides: dict[str, Any],
     calibration: str,
+    dump: Path | None = None,
 ) -> dict[str, Any]:
-    from textcat_kit.maths.label_issues import find_multilabel_issues
-
     train = corpus_dir / "train.spacy"
     corpus = read_corpus(train)
     positive = corpus.gold >= 0.5
@@ -200,27 +235,13 @@ def run_multilabel(
     toggled_model = np.stack([toggled[:, 0], position[toggled[:, 1]]], axis=1)
     removed = positive[toggled[:, 0], toggled[:, 1]]
     k = len(toggled)
-    scores = {}
-    for rank_by in ("self_confidence", "normalized_margin"):
-        issues: MultilabelIssues = find_multilabel_issues(
-            noisy.calibrated,
-            noisy_gold[:, column],
-            rank_by=rank_by,  # type: ignore[arg-type]
-        )
-        precision, recall = precision_recall_at_k(issues.pairs, toggled_model, k)
-        top = {tuple(p) for p in issues.pairs[:k].tolist()}
-        hit = np.array([tuple(p) in top for p in toggled_model.tolist()])
-        docs = np.unique(toggled[:, 0])
-        doc_p, doc_r = precision_recall_at_k(issues.doc_order, docs, len(docs))
-        scores[rank_by] = {
-            "k": k,
-            "n_issue_pairs": int(len(issues.pairs)),
-            "precision_at_k": precision,
-            "recall_at_k": recall,
-            "recall_removed": float(hit[removed].mean()) if removed.any() else None,
-            "recall_added": float(hit[~removed].mean()) if (~removed).any() else None,
-            "docs": {"k": int(len(docs)), "precision_at_k": doc_p, "recall_at_k": doc_r},
-        }
+    if dump is not None:
+        dump.mkdir(parents=True, exist_ok=True)
+        np.save(dump / "oof.npy", noisy.calibrated, allow_pickle=False)
+        np.save(dump / "noisy_gold.npy", noisy_gold[:, column], allow_pickle=False)
+        np.save(dump / "toggled.npy", toggled_model, allow_pickle=False)
+        np.save(dump / "removed.npy", removed, allow_pickle=False)
+    scores = score_multilabel(noisy.calibrated, noisy_gold[:, column], toggled_model, removed)
     result = {
         "n_docs": len(corpus.texts),
         "n_labels": len(corpus.labels),
@@ -252,6 +273,7 @@ def run_command(
     settings: str = typer.Option("mixed,uniform,confusable", help="Exclusive noise settings."),
     max_epochs: int | None = typer.Option(None),
     calibration: str = typer.Option("auto", help="Multi-label calibration of the OOF scores."),
+    dump: Path | None = typer.Option(None, help="Multi-label: save the OOF arrays here."),
 ) -> None:
     """Inject label noise, run cv, and print precision / recall of the top-k issues."""
     overrides: dict[str, Any] = {}
@@ -265,7 +287,7 @@ def run_command(
     else:
         config = config or REPO / "configs" / "textcat_multilabel_bow.cfg"
         results = run_multilabel(
-            corpus_dir, config, n_folds, n_jobs, seed, fraction, overrides, calibration
+            corpus_dir, config, n_folds, n_jobs, seed, fraction, overrides, calibration, dump
         )
     results.update(
         {

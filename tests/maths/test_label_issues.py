@@ -171,3 +171,24 @@ def test_select_diverse_caps_then_fills() -> None:
     ]
     assert select_diverse(scores, predicted, 99).shape == (6,)
     assert default_label_cap(200, 77) == 6 and default_label_cap(1, 77) == 1
+
+
+def test_per_label_rank_puts_both_directions_on_one_scale() -> None:
+    rng = np.random.default_rng(5)
+    # label 0 frequent and well predicted, label 1 rare and weakly predicted
+    gold = np.stack([rng.random(3000) < 0.5, rng.random(3000) < 0.03], axis=1).astype(float)
+    strength = np.array([4.0, 1.5])
+    probs = 1 / (1 + np.exp(-(rng.normal(size=gold.shape) + (2 * gold - 1) * strength)))
+    noisy, toggled = inject_multilabel_noise(gold, 0.05, seed=6)
+    plain = find_multilabel_issues(probs, noisy)
+    ranked = find_multilabel_issues(probs, noisy, per_label_rank=True)
+    assert (plain.is_issue == ranked.is_issue).all()  # same issues, another order
+    assert ranked.pair_quality.min() > 0 and ranked.pair_quality.max() <= 1
+    for label in (0, 1):
+        for state in (0, 1):
+            members = noisy[:, label] == state
+            q = ranked.pair_quality[members, label]
+            assert q.max() == pytest.approx(1.0)  # a rank among its own kind of pairs
+    p_plain, _ = precision_recall_at_k(plain.pairs, toggled, len(toggled))
+    p_ranked, _ = precision_recall_at_k(ranked.pairs, toggled, len(toggled))
+    assert p_ranked >= 0.4 and p_plain >= 0.4, (p_ranked, p_plain)

@@ -248,13 +248,17 @@ def find_multilabel_issues(
     *,
     filter_by: FilterBy = "prune_by_noise_rate",
     rank_by: RankBy = "self_confidence",
+    per_label_rank: bool = False,
 ) -> MultilabelIssues:
     """Confident-learning issues of a multi-label task: one binary problem per label.
 
     A pair (doc, label) is an issue when the per-label binary confident learning flags
     it: a given label the model confidently rejects, or a missing one it confidently
     predicts. Pairs are ranked by their quality (self-confidence ``p`` for a given label,
-    ``1 - p`` for a missing one; for the margin, ``|2p - 1|`` signed), lowest first.
+    ``1 - p`` for a missing one; for the margin, ``|2p - 1|`` signed), lowest first; with
+    ``per_label_rank`` by that quality's rank among the pairs of the same label and the
+    same given state (so a rare label's or a missing label's issues are not always behind
+    a frequent label's).
     """
     check_choice(filter_by, "filter_by", FILTER_BY)
     check_choice(rank_by, "rank_by", RANK_BY)
@@ -273,7 +277,9 @@ def find_multilabel_issues(
             binary, positive[:, j].astype(np.int64), filter_by=filter_by, rank_by=rank_by
         )
         is_issue[:, j] = found.is_issue
-        pair_quality[:, j] = found.quality
+        pair_quality[:, j] = (
+            _within_state_rank(found.quality, positive[:, j]) if per_label_rank else found.quality
+        )
         joints.append(found.joint)
     doc_idx, label_idx = np.nonzero(is_issue)
     q = pair_quality[doc_idx, label_idx]
@@ -293,6 +299,21 @@ def find_multilabel_issues(
         joints=joints,
         rank_by=rank_by,
     )
+
+
+def _within_state_rank(quality: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """Quality as its rank among the pairs with the same given state of the same label,
+    in (0, 1]: makes labels of different prevalence and the two directions (a wrong given
+    label, a missing one) comparable in one ranking."""
+    out = np.empty(len(quality))
+    for value in (False, True):
+        members = np.flatnonzero(state == value)
+        if members.size:
+            order = np.argsort(quality[members], kind="stable")
+            ranks = np.empty(members.size)
+            ranks[order] = np.arange(1, members.size + 1)
+            out[members] = ranks / members.size
+    return out
 
 
 def precision_recall_at_k(ranked: np.ndarray, truth: np.ndarray, k: int) -> tuple[float, float]:
