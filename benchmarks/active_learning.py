@@ -229,7 +229,7 @@ def run_command(
         }
     )
     if output is None:
-        written = write_results("active_learning_banking77", results, ["python", "-m", *sys.argv])
+        written = write_results("active_learning_banking77", results, _command_line())
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -238,6 +238,13 @@ def run_command(
     if plot_path is not None:
         plot(results, plot_path)
     typer.echo(markdown_table(results))
+
+
+def _command_line() -> list[str]:
+    """The command that ran, as a user would type it."""
+    if sys.argv and sys.argv[0].endswith("__main__.py"):
+        return ["python", "-m", "benchmarks", *sys.argv[1:]]
+    return ["python", *sys.argv]
 
 
 def main(argv: list[str] | None = None) -> None:

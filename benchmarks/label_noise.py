@@ -300,7 +300,7 @@ def run_command(
         }
     )
     if output is None:
-        written = write_results(f"label_noise_{dataset}", results, ["python", "-m", *sys.argv])
+        written = write_results(f"label_noise_{dataset}", results, _command_line())
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -342,6 +342,13 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"{s['recall_at_k']:.3f} | {uni} | {conf} | {s['n_issues']} |"
             )
     return "\n".join(lines)
+
+
+def _command_line() -> list[str]:
+    """The command that ran, as a user would type it."""
+    if sys.argv and sys.argv[0].endswith("__main__.py"):
+        return ["python", "-m", "benchmarks", *sys.argv[1:]]
+    return ["python", *sys.argv]
 
 
 def main(argv: list[str] | None = None) -> None:
