@@ -12,16 +12,23 @@ import sys
 from textcat_kit.cli import main
 
 
+FLAGS = {"--overwrite", "--lenient", "--drop-leaked"}
+"""Options of `textcat-kit corpus` that take no value."""
+
+
 def corpus_args(argv: list[str]) -> list[str]:
-    """``--opt value`` pairs with an empty value removed; bare ``--flags`` kept."""
+    """``--opt value`` pairs whose value is empty or missing removed; real flags kept."""
     args: list[str] = []
     i = 0
     while i < len(argv):
         option = argv[i]
-        value = argv[i + 1] if i + 1 < len(argv) else None
-        if value is None or value.startswith("--"):
+        if option in FLAGS:
             args.append(option)
             i += 1
+            continue
+        value = argv[i + 1] if i + 1 < len(argv) else None
+        if value is None or value.startswith("--"):
+            i += 1  # weasel dropped an empty value: the option was not given
             continue
         if value.strip():
             args += [option, value]
