@@ -11,7 +11,6 @@ import sys
 
 from textcat_kit.cli import main
 
-
 FLAGS = {"--overwrite", "--lenient", "--drop-leaked"}
 """Options of `textcat-kit corpus` that take no value."""
 
