@@ -458,7 +458,25 @@ NAMES = {
 def report() -> None:
     """Write the tables of every ``encoders_*.json`` into docs/encoders.md (between markers)."""
     lines = []
+    for path in sorted(RESULTS_DIR.glob("encoders_speed_*.json")):
+        res = json.loads(path.read_text())
+        rates = res["texts_per_s"]
+        lines += [
+            f"**Encoder throughput**, {res['dataset']} test texts ({res['n_texts']}, best of "
+            f"interleaved rounds, cache off; `{res['command']}`): length-sorted batches of 128 "
+            f"**{rates['length_sorted']:.0f}** texts/s, batches of 128 in input order "
+            f"{rates['input_order']:.0f} texts/s"
+            + (
+                f", the tuned embed pipeline's `nlp.pipe` {rates['pipeline']:.0f} docs/s"
+                if "pipeline" in rates
+                else ""
+            )
+            + f"; load average {res['machine']['load_average'][0]:.0f} on 2 cores.",
+            "",
+        ]
     for path in sorted(RESULTS_DIR.glob("encoders_*.json")):
+        if path.name.startswith("encoders_speed_"):
+            continue
         res = json.loads(path.read_text())
         lines += [
             f"**{res['dataset']}**, {res['per_class']} training examples per label "
