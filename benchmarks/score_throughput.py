@@ -112,22 +112,25 @@ def time_score(
 
 
 def peak_rss_mb(model: str, source: Path, out: Path) -> tuple[float, float]:
-    """Peak RSS (MB) and wall seconds of ``textcat-kit score`` in a fresh child process."""
+    """Peak RSS (MB) and wall seconds of ``textcat-kit score`` in a fresh child process
+    (the child reports its own ``ru_maxrss``: RUSAGE_CHILDREN would be the largest of all
+    children so far, forked workers of the big benchmark process included)."""
     if out.exists():
         out.unlink()
     start = time.perf_counter()
     code = (
-        "import sys; from textcat_kit.cli import main; "
-        f"main(['score', {model!r}, {str(source)!r}, {str(out)!r}, '--no-progress'])"
+        "import resource; from textcat_kit.cli import main; "
+        f"main(['score', {model!r}, {str(source)!r}, {str(out)!r}, '--no-progress', "
+        "'--overwrite']); "
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if after <= before:
-        raise RuntimeError("the child's peak RSS is below an earlier child's; run it first")
-    return after / 1024, time.perf_counter() - start
+    peak_kb = next(
+        int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("PEAK_RSS_KB")
+    )
+    return peak_kb / 1024, time.perf_counter() - start
 
 
 BEGIN = "<!-- score_throughput.py: begin -->"
