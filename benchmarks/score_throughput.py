@@ -231,10 +231,61 @@ def render_cost(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(path: Path, result: dict[str, Any], source: str) -> None:
+def parse_log(text: str, n_texts: int) -> dict[str, Any]:
+    """The results of a run from what it printed (for a run whose JSON was not written)."""
+    import re
+
+    rounds: dict[int, dict[str, Any]] = {}
+    stage_line = re.compile(
+        r"^round (\d+) (\w+): ([\d.]+) s wall, ([\d.]+) s cpu, ([\d,]+) texts/s", re.M
+    )
+    for match in stage_line.finditer(text):
+        figures = rounds.setdefault(int(match[1]), {})
+        figures[match[2]] = {
+            "wall_s": float(match[3]),
+            "cpu_s": float(match[4]),
+            "texts_per_s": float(match[5].replace(",", "")),
+        }
+    for figures in rounds.values():
+        ratios = {}
+        if "nlp_pipe" in figures and "score_1" in figures:
+            ratios["score_1/nlp_pipe wall"] = (
+                figures["nlp_pipe"]["wall_s"] / figures["score_1"]["wall_s"]
+            )
+            ratios["score_1/nlp_pipe cpu"] = (
+                figures["nlp_pipe"]["cpu_s"] / figures["score_1"]["cpu_s"]
+            )
+        for multi in ("score_2", "ray_2"):
+            if multi in figures and "score_1" in figures:
+                ratios[f"{multi}/score_1"] = figures["score_1"]["wall_s"] / figures[multi]["wall_s"]
+        figures["ratios"] = ratios
+    identical = re.search(r"^outputs identical across [^:]+: (True|False)", text, re.M)
+    command = re.search(r"^# command: (.+)$", text, re.M)
+    rss = re.search(r"([\d,]+) texts (\d+) MB \(\d+ s\); ([\d,]+) texts (\d+) MB", text)
+    result: dict[str, Any] = {
+        "n_texts": n_texts,
+        "rounds": [rounds[i] for i in sorted(rounds)],
+        "identical_outputs": identical[1] == "True" if identical else None,
+    }
+    if command:
+        result["command"] = command[1]
+    if rss:
+        result["peak_rss_mb"] = {
+            rss[1].replace(",", ""): float(rss[2]),
+            rss[3].replace(",", ""): float(rss[4]),
+        }
+    return result
+
+
+def write_doc(path: Path, result: dict[str, Any], source: str, marker: str = "") -> None:
+    """Replace the figures between ``<!-- score_throughput.py[ marker]: begin/end -->`` (and,
+    for the main block, the 100M estimate between the ``cost`` markers)."""
     text = path.read_text(encoding="utf8")
-    for marker, body in (("", render(result, source)), (" cost", render_cost(result))):
-        begin, end = BEGIN.replace(":", marker + ":", 1), END.replace(":", marker + ":", 1)
+    blocks = [(f" {marker}" if marker else "", render(result, source))]
+    if not marker:
+        blocks.append((" cost", render_cost(result)))
+    for suffix, body in blocks:
+        begin, end = BEGIN.replace(":", suffix + ":", 1), END.replace(":", suffix + ":", 1)
         head, _, rest = text.partition(begin)
         _, _, tail = rest.partition(end)
         if not rest:
@@ -258,13 +309,25 @@ def run(
         None, help="Rewrite the figures between the markers of this Markdown file."
     ),
     from_json: Path | None = typer.Option(
-        None, help="Render --update-doc from a saved --out JSON instead of measuring."
+        None, help="Render --update-doc from a saved results JSON instead of measuring."
+    ),
+    from_log: Path | None = typer.Option(
+        None, help="Render --update-doc from the printed output of a run (its 'round' lines)."
+    ),
+    doc_marker: str = typer.Option(
+        "", help="Which figures block of --update-doc to write ('' = the main one)."
     ),
 ) -> None:
+    if from_log is not None:
+        result = parse_log(from_log.read_text(encoding="utf8"), n_texts)
+        if update_doc is not None:
+            write_doc(update_doc, result, str(from_log), doc_marker)
+        print(json.dumps(result, indent=2))
+        return
     if from_json is not None:
         result = json.loads(from_json.read_text())
         if update_doc is not None:
-            write_doc(update_doc, result, str(from_json))
+            write_doc(update_doc, result, str(from_json), doc_marker)
         return
     data = data or shared_data() / "banking77"
     import spacy
@@ -359,7 +422,7 @@ def run(
     result["command"] = " ".join(command)
     saved = write_results(NAME, result, command) if save else None
     if update_doc is not None:
-        write_doc(update_doc, result, str(saved) if saved else "(not saved)")
+        write_doc(update_doc, result, str(saved) if saved else "(not saved)", doc_marker)
     if work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
 
