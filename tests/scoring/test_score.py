@@ -332,3 +332,26 @@ def test_benchmark_runs_and_renders_the_doc(tuned_model: Path, tmp_path: Path) -
     assert "old" not in text and text.startswith("a\n") and text.endswith("c\n")
     assert "| score_2/score_1 |" in text and "texts/s per core" in text
     assert "Outputs of the `score` stages identical: True." in text
+
+
+def test_cli_prints_accounting_and_coded_errors(
+    tuned_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textcat_kit.cli import main
+
+    data = tmp_path / "in.tsv"
+    data.write_text("text\tid\nmy card has not arrived\ta\n\tb\nrefund\tc\n")
+    out = tmp_path / "out.jsonl"
+    main(["score", str(tuned_model), str(data), str(out), "--id-key", "id", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "rows in: 3 = 2 scored + 1 rejected (missing text: 1)" in printed
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "c"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", str(tuned_model), str(data), str(out), "--top-k", "999"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "[E023]" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["score", str(tuned_model), str(data), str(tmp_path / "o2.jsonl"), "--top-k", "999"])
+    err = capsys.readouterr().err
+    assert "[E355]" in err and "Traceback" not in err
