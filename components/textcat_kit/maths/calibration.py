@@ -123,7 +123,8 @@ def _temperature_softmax(probs: np.ndarray, temperature: float) -> np.ndarray:
     whose argmax float32 rounding changed (two near-equal top scores) is recomputed in
     float64, so the argmax promise holds exactly.
     """
-    scaled = np.log(np.maximum(probs, PROB_EPS).astype(np.float32))
+    # Cast first: max(cast(x), cast(eps)) == cast(max(x, eps)) (rounding is monotone).
+    scaled = np.log(np.maximum(probs.astype(np.float32), np.float32(PROB_EPS)))
     scaled *= np.float32(1.0 / temperature)
     scaled -= scaled.max(axis=1, keepdims=True)
     np.exp(scaled, out=scaled)

@@ -252,7 +252,7 @@ class Decision(FittedComponent):
         return self.rule.decide(probs)
 
     def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
-        write_decided(docs, self._labels, self.decide(scores))
+        write_decided(docs, self._labels, self.decide(scores), exclusive=self.exclusive)
         return scores
 
     def initialize(

@@ -84,8 +84,17 @@ def write_cats(docs: Sequence[Doc], labels: Sequence[str], values: np.ndarray) -
         doc.cats.update(zip(labels, row))
 
 
-def write_decided(docs: Sequence[Doc], labels: Sequence[str], decided: np.ndarray) -> None:
-    """Set ``doc._.decided_labels`` from an (n_docs, n_labels) boolean array."""
+def write_decided(
+    docs: Sequence[Doc], labels: Sequence[str], decided: np.ndarray, *, exclusive: bool = False
+) -> None:
+    """Set ``doc._.decided_labels`` from an (n_docs, n_labels) boolean array (``exclusive``:
+    at most one label per row, read with one argmax instead of ``np.nonzero``)."""
+    if exclusive:
+        tops = decided.argmax(axis=1).tolist() if len(docs) else []
+        kept = decided.any(axis=1).tolist() if len(docs) else []
+        for doc, top, keep in zip(docs, tops, kept, strict=True):
+            doc.user_data[_USER_DATA_KEY] = [labels[top]] if keep else []  # type: ignore[index]
+        return
     per_doc: list[list[str]] = [[] for _ in docs]
     rows, cols = np.nonzero(decided)
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
@@ -236,7 +245,8 @@ class ClassifierState:
         probs = self.calibrate(scores)
         write_cats(docs, labels, probs)
         if self.decision is not None:
-            write_decided(docs, labels, self.decision.decide(probs))
+            decided = self.decision.decide(probs)
+            write_decided(docs, labels, decided, exclusive=self.decision.exclusive)
 
     # Serialisation: the same two JSON files as the standalone components write.
     def to_disk(self, path: Path, labels: Sequence[str]) -> None:
