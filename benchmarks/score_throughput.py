@@ -153,9 +153,12 @@ def render(result: dict[str, Any], source: str) -> str:
         "shared 2-core machine while other jobs ran: compare the ratios within a round (stages "
         "interleaved), not absolute speeds.",
         "",
-        "| round | stage | wall s | CPU s (this process) | CPU s (workers) | texts/s (wall) |",
-        "|---|---|---|---|---|---|",
     ]
+    if any(stage in figures for figures in result["rounds"] for stage in STAGE_NAMES):
+        lines += [
+            "| round | stage | wall s | CPU s (this process) | CPU s (workers) | texts/s (wall) |",
+            "|---|---|---|---|---|---|",
+        ]
     for index, figures in enumerate(result["rounds"], start=1):
         for stage, name in STAGE_NAMES.items():
             if stage in figures:
@@ -165,13 +168,14 @@ def render(result: dict[str, Any], source: str) -> str:
                     f"| {index} | {name} | {f['wall_s']:.0f} | {f['cpu_s']:.0f} | {workers} | "
                     f"{f['texts_per_s']:,.0f} |"
                 )
-    lines += [
-        "",
-        "| ratio | "
-        + " | ".join(f"round {i}" for i in range(1, len(result["rounds"]) + 1))
-        + " | target |",
-    ]
-    lines.append("|---|" + "---|" * (len(result["rounds"]) + 1))
+    if result["rounds"] and result["rounds"][0]["ratios"]:
+        lines += [
+            "",
+            "| ratio | "
+            + " | ".join(f"round {i}" for i in range(1, len(result["rounds"]) + 1))
+            + " | target |",
+        ]
+        lines.append("|---|" + "---|" * (len(result["rounds"]) + 1))
     targets = {
         "score_1/nlp_pipe wall": "≥ 0.75",
         "score_1/nlp_pipe cpu": "≥ 0.75",
@@ -180,7 +184,7 @@ def render(result: dict[str, Any], source: str) -> str:
         "ray_2/score_1": "≥ 1.3",
     }
     for key, target in targets.items():
-        if key in result["rounds"][0]["ratios"]:
+        if result["rounds"] and key in result["rounds"][0]["ratios"]:
             values = " | ".join(f"{r['ratios'][key]:.2f}" for r in result["rounds"])
             lines.append(f"| {key} | {values} | {target} |")
     if result.get("identical_outputs") is not None:
