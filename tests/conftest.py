@@ -32,10 +32,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         "TEXTCAT_KIT_SHARED_DATA to the folder holding banking77/ and goemotions/)"
     )
     for item in items:
-        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())) or _module_reads_data(item):
             item.add_marker(pytest.mark.needs_data)
             if not SHARED_DATA.is_dir():
                 item.add_marker(skip)
+
+
+def _module_reads_data(item: pytest.Item) -> bool:
+    """Whether the test's module holds a path inside the shared data mirror at module level
+    (e.g. ``from ls_testing import REAL_EXPORTS``)."""
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    root = SHARED_DATA.resolve()
+    return any(
+        isinstance(value, Path) and (value.resolve() == root or root in value.resolve().parents)
+        for value in vars(module).values()
+    )
 
 
 @pytest.fixture(scope="session")
