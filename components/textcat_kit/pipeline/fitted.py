@@ -90,8 +90,8 @@ def write_decided(
     """Set ``doc._.decided_labels`` from an (n_docs, n_labels) boolean array (``exclusive``:
     at most one label per row, read with one argmax instead of ``np.nonzero``)."""
     if exclusive:
-        tops = decided.argmax(axis=1).tolist() if len(docs) else []
-        kept = decided.any(axis=1).tolist() if len(docs) else []
+        tops: list[int] = decided.argmax(axis=1).tolist() if len(docs) else []
+        kept: list[bool] = np.asarray(decided.any(axis=1)).tolist() if len(docs) else []
         for doc, top, keep in zip(docs, tops, kept, strict=True):
             doc.user_data[_USER_DATA_KEY] = [labels[top]] if keep else []  # type: ignore[index]
         return
