@@ -189,3 +189,18 @@ def test_collapsed_model_is_reported_loudly(
     assert metrics["diagnosis"]["degenerate"] is True
     report = (metrics_dir / "report.md").read_text()
     assert report.index("LEARNED NOTHING") < report.index("ECE")
+
+
+def test_exclusive_doc_without_a_known_label_names_the_doc(
+    trained: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_docbin(
+        [("my parcel is late", ["delivery"]), ("refund me", ["refund_request"])],
+        [*LABELS, "refund_request"],
+        trained["root"] / "foreign.spacy",
+    )
+    status, out = run_cli(
+        ["evaluate", str(trained["model"]), str(bad), "--output-dir", str(trained["root"] / "x")],
+        capsys,
+    )
+    assert status == 1 and "[E030]" in out and "refund me" in out and "refund_request" in out

@@ -112,6 +112,12 @@ class Errors:
         "the `build` package is installed (`pip install build`, part of the [project] extra) "
         "and that the pipeline directory loads with spacy.load."
     )
+    E030 = (
+        "[E030] {path}: doc {index} ('{text}') has none of the classifier's labels as its "
+        "gold label (its positive labels: {positive}; {n} such doc(s) in all). The classifier "
+        "knows: {labels}. Use data made with the same label set (re-run `textcat-kit corpus` "
+        "with the training labels), or retrain on data that includes these labels."
+    )
     E028 = "[E028] {path} holds no docs. Tune and evaluate need a non-empty .spacy file."
 
     # --- E060-E079: robustness agent (textcat-kit train, training schedule) ---

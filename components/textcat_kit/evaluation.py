@@ -59,6 +59,32 @@ def load_gold(nlp: Language, path: Path) -> list[Doc]:
     return list(DocBin().from_disk(path).get_docs(nlp.vocab))
 
 
+def check_exclusive_gold(
+    docs: Sequence[Doc], gold: np.ndarray, labels: Sequence[str], path: Path | str
+) -> None:
+    """Every doc of an exclusive task needs one of the classifier's labels as its gold label.
+
+    Raises [E030] naming the file, the doc and the labels it does carry (often a label the
+    model was not trained on), instead of the maths' anonymous row error.
+    """
+    missing: np.ndarray = (
+        np.nonzero(gold.max(axis=1, initial=0.0) < 0.5)[0] if len(gold) else np.zeros(0, int)
+    )
+    if len(missing):
+        doc = docs[int(missing[0])]
+        positive = sorted(label for label, value in doc.cats.items() if value >= 0.5)
+        raise DataError(
+            Errors.E030.format(
+                path=path,
+                index=int(missing[0]),
+                text=doc.text[:60],
+                n=len(missing),
+                positive=positive or "none",
+                labels=", ".join(labels[:10]) + (" …" if len(labels) > 10 else ""),
+            )
+        )
+
+
 def cats_matrix(docs: Sequence[Doc], labels: Sequence[str]) -> np.ndarray:
     """``doc.cats`` of many docs as an (n_docs, n_labels) array in ``labels`` order."""
     out = np.zeros((len(docs), len(labels)), dtype=np.float64)
@@ -373,6 +399,10 @@ def evaluate_to_dir(
     gold_docs = load_gold(nlp, data)
     if not gold_docs:
         raise DataError(Errors.E028.format(path=data))
+    _, textcat = find_textcat(nlp)
+    if is_exclusive(textcat):
+        labels = list(textcat.labels)
+        check_exclusive_gold(gold_docs, cats_matrix(gold_docs, labels), labels, data)
     evaluation = evaluate(nlp, gold_docs)
     result = evaluation.metrics
     result["model"] = str(model)

@@ -29,7 +29,13 @@ from spacy.language import Language
 
 from .diagnostics import diagnose
 from .errors import ConfigError, DataError, Errors, OutputError, Warnings
-from .evaluation import cats_matrix, find_textcat, is_exclusive, load_gold
+from .evaluation import (
+    cats_matrix,
+    check_exclusive_gold,
+    find_textcat,
+    is_exclusive,
+    load_gold,
+)
 from .maths import metrics
 from .maths.thresholds import best_global_threshold
 from .pipeline.calibrator import Calibration
@@ -116,6 +122,8 @@ def tune_pipeline(
     if not gold_docs:
         raise DataError(Errors.E028.format(path=dev_path))
     gold = cats_matrix(gold_docs, labels)
+    if exclusive:
+        check_exclusive_gold(gold_docs, gold, labels, dev_path)
     probs = raw_scores(nlp, [doc.text for doc in gold_docs], labels, [])
     folds = effective_folds(len(gold_docs), n_folds)
     if folds < n_folds:
