@@ -204,3 +204,26 @@ def test_exclusive_doc_without_a_known_label_names_the_doc(
         capsys,
     )
     assert status == 1 and "[E030]" in out and "refund me" in out and "refund_request" in out
+
+
+def test_score_uses_the_decisions_the_classifier_owns(
+    trained: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tuned bow pipeline is just ['textcat']: batch scoring must still use its tuned
+    decisions (abstentions included), not a fallback argmax."""
+    from textcat_kit.scoring.results import OutputSpec, score_texts
+
+    tuned = trained["root"] / "tuned-abstain"
+    status, out = run_cli(
+        ["tune", str(trained["model"]), str(trained["dev"]), "--output-dir", str(tuned),
+         "--abstain-precision", "0.999"],
+        capsys,
+    )  # fmt: skip
+    assert status == 0, out
+    nlp = spacy.load(tuned)
+    assert nlp.pipe_names == ["textcat"]
+    spec = OutputSpec.from_pipeline(nlp)
+    assert spec.has_decision
+    texts = [text for text, _ in synthetic(40, 9)] + ["the a my please"]
+    _, decided = score_texts(nlp, texts, spec)
+    assert decided == [list(doc._.decided_labels) for doc in nlp.pipe(texts)]

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DECIDED = "decided_labels"
-DECISION_FACTORY = "textcat_kit_decision"
 
 
 @dataclass(frozen=True)
@@ -55,12 +54,17 @@ class OutputSpec:
     def from_pipeline(
         cls, nlp: Language, *, top_k: int | None = None, with_id: bool = False
     ) -> OutputSpec:
-        _, pipe = find_textcat(nlp)
+        from ..pipeline.fitted import pipeline_decisions
+
+        name, pipe = find_textcat(nlp)
         labels = tuple(pipe.labels)
         if top_k is not None and not 1 <= top_k <= len(labels):
             raise ConfigError(Errors.E355.format(top_k=top_k, n_labels=len(labels)))
-        factories = [nlp.get_pipe_meta(name).factory for name in nlp.pipe_names]
-        has_decision = DECISION_FACTORY in factories and Doc.has_extension(DECIDED)
+        # The decision rule is owned by our classifiers after `tune`, or a standalone
+        # textcat_kit_decision component follows a third-party classifier.
+        has_decision = pipeline_decisions(nlp, name).decision is not None and Doc.has_extension(
+            DECIDED
+        )
         return cls(labels, is_exclusive(pipe), has_decision, top_k, with_id)
 
     def to_json(self) -> dict[str, Any]:
