@@ -352,16 +352,21 @@ def run(
             extra = work / "unlabelled.jsonl"
             extra.write_text("".join(json.dumps({"text": t}) + "\n" for t in unlabelled))
         out = work / "distil"
-        record = distil(
-            work / "embed-tuned",
-            cfg["bow"],
-            train_path,
-            dev_path,
-            out,
-            unlabelled_path=extra,
-            settings=DistilSettings(seed=seed),
-            overwrite=True,
-        )
+        done = out / "distil.json"
+        settings = DistilSettings(seed=seed)
+        if reuse and done.is_file() and json.loads(done.read_text())["settings"] == vars(settings):
+            record = json.loads(done.read_text())
+        else:
+            record = distil(
+                work / "embed-tuned",
+                cfg["bow"],
+                train_path,
+                dev_path,
+                out,
+                unlabelled_path=extra,
+                settings=settings,
+                overwrite=True,
+            )
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "distil-tuned")
         row.update(
             train_s=record["seconds"],

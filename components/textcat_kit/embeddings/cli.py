@@ -19,10 +19,10 @@ def distil_command(
         None, help="Extra texts without labels: JSONL with a 'text' key, or one text per line."
     ),
     hard_weight: float = typer.Option(
-        0.0, help="Share of the gold label in the targets of labelled texts (0: teacher only)."
+        0.5, help="Share of the gold label in the targets of labelled texts (0: teacher only)."
     ),
-    max_epochs: int = typer.Option(20, help="Most epochs."),
-    patience: int = typer.Option(4, help="Stop after this many epochs without a better dev F."),
+    max_epochs: int = typer.Option(40, help="Most epochs."),
+    patience: int = typer.Option(6, help="Stop after this many epochs without a better dev F."),
     seed: int = typer.Option(0, help="Shuffling seed."),
     overwrite: bool = typer.Option(False, help="Replace an earlier distil output directory."),
 ) -> None:
