@@ -56,9 +56,9 @@ from .safe_write import atomic_dir, check_target
 class DistilSettings:
     """hard_weight: share of the gold labels in the targets of labelled texts (0 = teacher
     only; half and half scored best on the Banking77 dev split, 0.894 vs 0.886 with the
-    teacher alone, see docs/encoders.md); max_epochs / patience: epochs over the training (+ unlabelled) texts, stopping
-    after ``patience`` epochs without a better dev score; batch_size: texts per update
-    (``None``: the student config's first batch size)."""
+    teacher alone, see docs/encoders.md); max_epochs / patience: epochs over the training
+    (+ unlabelled) texts, stopping after ``patience`` epochs without a better dev score;
+    batch_size: texts per update (``None``: the student config's first batch size)."""
 
     hard_weight: float = 0.5
     max_epochs: int = 40
