@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +281,11 @@ def test_sigkill_during_cli_run_then_resume(
     )
     assert reference.summary.line().startswith("rows in: 2040 = 2000 scored + 40 rejected")
     cli = [sys.executable, "-m", "textcat_kit.cli", "score", str(tuned_model), str(inputs["jsonl"])]
+    # Kill points are fractions of an uninterrupted CLI run on this machine (fast or loaded).
+    start = time.perf_counter()
+    full_args = [*cli, str(tmp_path / "full.parquet"), *opts, "--n-process", "2"]
+    subprocess.run(full_args, check=True, capture_output=True)
+    full = time.perf_counter() - start
     rng = random.Random(0)
     out = tmp_path / "out.parquet"
     kills = 0
@@ -289,7 +295,8 @@ def test_sigkill_during_cli_run_then_resume(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
         )
         try:
-            stdout, stderr = proc.communicate(timeout=rng.uniform(3.0, 7.0) if kills < 2 else 300)
+            timeout = rng.uniform(0.3, 0.85) * full if kills < 2 else 300
+            stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -120,7 +121,10 @@ def _check_inputs(files: list[InputFile], fields: Fields) -> list[int | None]:
 def _check_outputs(layout: _Layout, settings: ScoreSettings) -> None:
     """Refuse before scoring anything what would be refused at the end."""
     if not layout.as_directory:
-        if layout.output.exists() and not settings.overwrite:
+        # A run killed after assembling its output but before removing its parts is resumed
+        # by assembling again from the intact parts (they are removed by one rename first).
+        unfinished = settings.resume and layout.parts.is_dir()
+        if layout.output.exists() and not settings.overwrite and not unfinished:
             raise OutputError(Errors.E023.format(path=layout.output, option="--overwrite"))
     else:
         out = layout.output
@@ -254,9 +258,12 @@ def _finish(
         (layout.output / "_summary.json").write_text(json.dumps(payload, indent=2) + "\n")
         (layout.output / MARKER).write_text(json.dumps({"written_by": "score"}) + "\n")
         return
-    with atomic_file(layout.output, overwrite=settings.overwrite) as tmp:
+    with atomic_file(layout.output, overwrite=settings.overwrite or settings.resume) as tmp:
         store.assemble(shards, tmp, spec.schema())
-    shutil.rmtree(layout.parts)
+    done = layout.parts.with_name(layout.parts.name + ".done")
+    shutil.rmtree(done, ignore_errors=True)
+    os.rename(layout.parts, done)  # one step: the parts are either all there or gone
+    shutil.rmtree(done)
 
 
 def print_result(result: ScoreResult) -> None:
