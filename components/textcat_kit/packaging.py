@@ -68,7 +68,15 @@ def build_meta(
     meta["name"] = name
     meta["version"] = version
     meta.setdefault("description", "Text classifier trained with spacy-textcat-kit")
-    requirement = f"{KIT_DISTRIBUTION}>={__version__}"
+    # Pipelines with a torch encoder (embed variant, spacy-transformers) need the kit's
+    # [transformers] extra, or they do not load after a plain `pip install` of the wheel.
+    config_text = (model_dir / "config.cfg").read_text(encoding="utf8")
+    needs_torch = any(
+        marker in config_text
+        for marker in ("textcat_kit.SentenceEncoder", "spacy-transformers.", "TransformerModel")
+    )
+    extra = "[transformers]" if needs_torch else ""
+    requirement = f"{KIT_DISTRIBUTION}{extra}>={__version__}"
     requirements = [r for r in meta.get("requirements", []) if KIT_DISTRIBUTION not in r]
     meta["requirements"] = [*requirements, requirement]
     if metrics is not None:

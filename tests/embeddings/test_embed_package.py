@@ -71,6 +71,8 @@ def test_embed_variant_trains_tunes_packages_and_loads(tiny_encoder: Path, tmp_p
         version="0.0.1",
         metrics_path=tmp_path / "metrics" / "metrics.json",
     )
+    meta = json.loads((pipeline_wheel.parents[1] / "meta.json").read_text())
+    assert any(r.startswith("spacy-textcat-kit[transformers]") for r in meta["requirements"])
     # The wheel goes into a directory of its own, loaded by package name from a process
     # started elsewhere (no repository files, no encoder directory). A clean virtualenv
     # would also need torch installed into it, minutes on this machine: the torch-free
