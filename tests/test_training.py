@@ -258,3 +258,19 @@ def test_small_skewed_binary_set_does_not_collapse(tmp_path: Path) -> None:
     assert not result.diagnosis.degenerate
     recall_minority = float((decided[gold == 0] == 0).mean())
     assert recall_minority > 0.8
+
+
+def test_encoder_override_only_where_the_config_has_one() -> None:
+    from pathlib import Path as _Path
+
+    from textcat_kit.training import encoder_overrides
+
+    configs = _Path(__file__).resolve().parents[1] / "configs"
+    assert encoder_overrides(configs / "textcat_bow.cfg", "some/dir") == {}
+    assert encoder_overrides(configs / "textcat_embed.cfg", "some/dir") == {
+        "paths.encoder": "some/dir"
+    }
+    assert encoder_overrides(configs / "textcat_transformer.cfg", "some/dir") == {
+        "paths.transformer_name": "some/dir"
+    }
+    assert encoder_overrides(configs / "textcat_transformer.cfg", None) == {}

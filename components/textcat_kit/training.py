@@ -439,6 +439,17 @@ def plan_training(
     return schedule, overrides
 
 
+def encoder_overrides(config_path: Path, encoder: str | None) -> dict[str, str]:
+    """``paths.encoder`` / ``paths.transformer_name`` set to ``encoder`` where the config has
+    them (embed and transformer variants); nothing for configs without a pretrained encoder."""
+    if not encoder:
+        return {}
+    from spacy.util import load_config
+
+    paths = load_config(config_path, interpolate=False).get("paths", {})
+    return {f"paths.{key}": str(encoder) for key in ("encoder", "transformer_name") if key in paths}
+
+
 def _cats_matrix(docs: Iterable[Any], labels: Sequence[str]) -> np.ndarray:
     return np.array(
         [[float(doc.cats.get(label, 0.0)) for label in labels] for doc in docs], dtype=np.float64
@@ -470,6 +481,7 @@ def train_textcat(
     overwrite: bool = False,
     auto_schedule: bool = True,
     log: Any = None,
+    encoder: str | None = None,
 ) -> TrainResult:
     """Train a pipeline on ``corpus_dir`` (a ``textcat-kit corpus`` output) into ``output_dir``.
 
@@ -493,6 +505,7 @@ def train_textcat(
     say(f"task: {'multi-label' if info.multilabel else 'exclusive'} ({info.multilabel_reason})")
     say(f"config: {config_path} ({config_reason})")
     schedule, overrides = plan_training(info, config_path, seed=seed, auto_schedule=auto_schedule)
+    overrides.update(encoder_overrides(config_path, encoder))
     if auto_schedule:
         say(f"schedule: {schedule.describe()}")
     else:
@@ -549,6 +562,11 @@ def train_command(
         "--config-schedule",
         help="Use the config's eval_frequency / patience / max_epochs / learn_rate as written.",
     ),
+    encoder: str | None = typer.Option(
+        None,
+        help="Pretrained encoder (directory or hub name) for configs with paths.encoder / "
+        "paths.transformer_name (embed, transformer); ignored by the others.",
+    ),
 ) -> None:
     """Train a classifier on a corpus, with a schedule scaled to its size; check the result."""
     train_textcat(
@@ -561,4 +579,5 @@ def train_command(
         gpu_id=gpu_id,
         overwrite=overwrite,
         auto_schedule=not config_schedule,
+        encoder=encoder,
     )
