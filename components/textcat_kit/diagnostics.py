@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import Warnings
+from .maths import metrics
+from .maths.thresholds import best_global_threshold
 
 MIN_POSITIVES_FOR_AUC = 5
 """Labels with fewer gold positives (or negatives) are not judged on AUC: too noisy."""
@@ -88,26 +90,25 @@ def per_label_auc(probs: np.ndarray, actual: np.ndarray) -> np.ndarray:
 
 
 def _macro_f(decided: np.ndarray, actual: np.ndarray, present: np.ndarray) -> float:
-    tp = (decided & actual).sum(axis=0)
-    fp = (decided & ~actual).sum(axis=0)
-    fn = (~decided & actual).sum(axis=0)
-    denom = 2 * tp + fp + fn
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-    return float(f1[present].mean()) if present.any() else 0.0
+    """Macro-F1 of 0/1 ``decided`` over the labels ``present`` in the gold data."""
+    if not present.any() or not len(decided):
+        return 0.0
+    f1 = metrics.prf_per_label(decided.astype(np.float64), actual.astype(np.float64)).f1
+    return float(f1[present].mean())
 
 
-def best_global_threshold(probs: np.ndarray, actual: np.ndarray) -> float:
-    """The single threshold (on a grid) with the best macro-F1 on this data.
+_GRID = np.linspace(0.01, 0.99, 99)
+
+
+def _best_global_threshold(probs: np.ndarray, actual: np.ndarray) -> float:
+    """The single threshold (on a fine grid) with the best macro-F1 on this data.
 
     Used for multi-label scores checked before any threshold was tuned: judging them at 0.5
     would call a model degenerate whose scores are merely low (many labels, rare positives).
     """
-    present = np.asarray(actual.any(axis=0))
-    if not present.any():
+    if not len(probs) or not actual.any():
         return 0.5
-    grid = np.unique(np.concatenate([np.linspace(0.01, 0.99, 99), [0.5]]))
-    scores = [_macro_f(probs >= t, actual, present) for t in grid]
-    return float(grid[int(np.argmax(scores))])
+    return best_global_threshold(probs, actual.astype(np.float64), grid=_GRID)
 
 
 def trivial_baseline(actual: np.ndarray, exclusive: bool) -> tuple[float, str]:
@@ -153,7 +154,7 @@ def diagnose(
             if n_docs:
                 decided[np.arange(n_docs), probs.argmax(axis=1)] = True
         else:
-            decided = probs >= best_global_threshold(probs, actual)
+            decided = probs >= _best_global_threshold(probs, actual)
     else:
         decided = np.asarray(decisions) >= 0.5
     present: np.ndarray = np.asarray(actual.any(axis=0))
