@@ -39,6 +39,7 @@ from ..maths.active_learning import (
     select_diverse,
     uncertainty,
 )
+from .cli import API_KEY_ENV_HELP
 from .client import (
     DEFAULT_API_KEY_ENV,
     LabelStudioProject,
@@ -407,9 +408,6 @@ def suggest(
 
 # --- CLI (mounted by labelstudio/cli.py as `push-issues` and `suggest`) -------------------
 
-_API_KEY_ENV_HELP = (
-    "NAME of the environment variable holding the API key (the key itself is never an option)."
-)
 
 
 def push_issues_command(
@@ -429,7 +427,7 @@ def push_issues_command(
         help="Label set of a project to create (JSON list; default: cv's labels.json beside "
         "the issues file)",
     ),
-    api_key_env: str = typer.Option(DEFAULT_API_KEY_ENV, "--api-key-env", help=_API_KEY_ENV_HELP),
+    api_key_env: str = typer.Option(DEFAULT_API_KEY_ENV, "--api-key-env", help=API_KEY_ENV_HELP),
     model_version: str = typer.Option(
         "textcat-kit-cv", "--model-version", help="Tag of the suggestions"
     ),
@@ -484,7 +482,7 @@ def suggest_command(
     max_per_label: int | None = typer.Option(
         None, "--max-per-label", help="Picks per predicted label (default: 2 x an even share)"
     ),
-    api_key_env: str = typer.Option(DEFAULT_API_KEY_ENV, "--api-key-env", help=_API_KEY_ENV_HELP),
+    api_key_env: str = typer.Option(DEFAULT_API_KEY_ENV, "--api-key-env", help=API_KEY_ENV_HELP),
     model_version: str | None = typer.Option(
         None, "--model-version", help="Tag of the predictions (default: pipeline name-version)"
     ),
