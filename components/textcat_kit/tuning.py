@@ -147,13 +147,13 @@ def tune_pipeline(
     decision = Decision(nlp.vocab, DECISION, **config)
     decision.fit(oof, gold, labels, exclusive)
 
-    if exclusive:
-        diagnosis = diagnose(oof, gold, labels, exclusive, where=f"dev ({dev_path})")
-    else:
-        limits = np.array([decision.thresholds[label] for label in labels])
-        diagnosis = diagnose(
-            oof, gold, labels, exclusive, metrics.decide(oof, limits), where=f"dev ({dev_path})"
-        )
+    # The pipeline's own decisions on the cross-fitted scores: judged by the diagnosis
+    # (multi-label; exclusive models are judged by argmax, abstentions aside) and described
+    # by the monitor's reference profile.
+    decided = decision.decide(oof)
+    diagnosis = diagnose(
+        oof, gold, labels, exclusive, None if exclusive else decided, where=f"dev ({dev_path})"
+    )
     raw_global = best_global_threshold(probs, gold) if not exclusive else None
     summary: dict[str, Any] = {
         "model": str(model),
@@ -182,7 +182,7 @@ def tune_pipeline(
             oof,
             labels=labels,
             exclusive=exclusive,
-            decided=decision.decide(oof),
+            decided=decided,
             gold=gold,
             source=f"{dev_path} (cross-fitted)",
         )
