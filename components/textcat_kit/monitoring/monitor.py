@@ -14,6 +14,13 @@ expected_accuracy   >= reference - max_drop, unless the band still reaches the r
 expected_macro_f1   as expected_accuracy
 ==================  =====================================================================
 
+The expected scores are computed from the probabilities re-weighted to the window's own
+label priors, estimated by EM and shrunk towards the reference by what sampling noise
+explains (:mod:`.prior_shift`; ``prior_correction``, ``prior_shrink``): calibrated
+probabilities are calibrated for the reference label mix, and under a label-prior shift
+they over-state how often the decisions are right. The unadjusted CBPE figures stay in
+each figure as ``unadjusted`` and the estimated priors in the report's ``prior_shift``.
+
 The noise-aware corridors matter: with 77 labels and a window of 500 predictions, PSI
 between two samples of the *same* distribution is around 0.2, right where the usual
 "0.1 / 0.25" rule of thumb would call it drift.
@@ -27,8 +34,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, Errors
-from . import stats
+from . import prior_shift, stats
 from .profile import ReferenceProfile, category_counts
+
+PRIOR_STRENGTH = 0.0
+"""Default pseudo-documents smoothing the window's estimated priors towards the reference."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,18 @@ class MonitorSettings:
     n_simulations: int = 2000
     n_draws: int = 200
     seed: int = 0
+    prior_correction: bool = True
+    prior_strength: float = PRIOR_STRENGTH
+    prior_shrink: bool = True
+    prior_max_iter: int = 1000
 
     def validate(self) -> MonitorSettings:
         checks = [
             ("alpha", 0.0 < self.alpha < 1.0, "in (0, 1)"),
             ("max_drop", 0.0 <= self.max_drop <= 1.0, "in [0, 1]"),
             ("min_docs", self.min_docs >= 2, ">= 2"),
+            ("prior_strength", self.prior_strength >= 0.0, ">= 0"),
+            ("prior_max_iter", self.prior_max_iter >= 1, ">= 1"),
             (
                 "n_simulations",
                 self.n_simulations >= 100 and 1.0 / (self.n_simulations + 1) < self.alpha,
@@ -105,10 +121,18 @@ def compare(
     ks_stat, ks_p = stats.ks_test(np.asarray(profile.confidences), confidences)
     k_ref = int(round(profile.abstain_rate * profile.n_docs))
     ref_rate, cur_rate, abstain_p = stats.rate_change(profile.n_docs, k_ref, n, int(cur_counts[-1]))
-    acc = stats.expected_accuracy(probs, exclusive=profile.exclusive, decided=decided)
+    correction, est_probs = prior_correction(profile, probs, settings)
+    top = probs.argmax(axis=1)
+    acc = stats.expected_accuracy(est_probs, exclusive=profile.exclusive, decided=decided, top=top)
     f1 = stats.expected_macro_f1(
-        probs, decided, exclusive=profile.exclusive, n_draws=settings.n_draws, seed=settings.seed
+        est_probs,
+        decided,
+        exclusive=profile.exclusive,
+        n_draws=settings.n_draws,
+        seed=settings.seed,
     )
+    acc_raw = stats.expected_accuracy(probs, exclusive=profile.exclusive, decided=decided)
+    f1_raw = stats.cbpe_macro_f1(probs, decided)
 
     def drop_alert(estimate: stats.Estimate, reference: float) -> bool:
         return estimate.value < reference - settings.max_drop and estimate.high < reference
@@ -150,6 +174,8 @@ def compare(
             drop_alert(acc, profile.expected_accuracy),
             band=[acc.low, acc.high],
             reference=profile.expected_accuracy,
+            unadjusted=acc_raw.value,
+            unadjusted_band=[acc_raw.low, acc_raw.high],
         ),
         "expected_macro_f1": _figure(
             f1.value,
@@ -158,6 +184,7 @@ def compare(
             drop_alert(f1, profile.expected_macro_f1),
             band=[f1.low, f1.high],
             reference=profile.expected_macro_f1,
+            unadjusted=f1_raw,
         ),
     }
     alerts = [name for name, fig in figures.items() if fig["alert"]]
@@ -176,6 +203,7 @@ def compare(
         "figures": figures,
         "alerts": alerts,
         "alert": bool(alerts),
+        "prior_shift": correction,
         "label_distribution": {
             "categories": categories,
             "reference": ref_counts.tolist(),
@@ -194,3 +222,61 @@ def compare(
             "macro_f1": stats.realised_macro_f1(decided, gold_b),
         }
     return report
+
+
+def prior_correction(
+    profile: ReferenceProfile, probs: np.ndarray, settings: MonitorSettings
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The window's label priors (EM) and its probabilities re-weighted to them.
+
+    Returns the ``prior_shift`` section of the report and the probabilities the expected
+    scores are computed from: re-weighted when the correction is on and the profile has
+    the reference priors, the given ones otherwise (the section says why).
+    """
+    if not settings.prior_correction:
+        return {"status": "off", "reason": "prior_correction is off in the settings"}, probs
+    if profile.label_prior is None:
+        return {
+            "status": "unavailable",
+            "reason": (
+                "the reference profile has no label_prior (written by an older version); "
+                "rebuild it with `textcat-kit tune` or `textcat-kit monitor-reference "
+                "MODEL DEV.spacy --overwrite` to correct the expected scores for a "
+                "label-prior shift"
+            ),
+        }, probs
+    reference = np.asarray(profile.label_prior, dtype=np.float64)
+    est = prior_shift.estimate_prior(
+        probs,
+        reference,
+        exclusive=profile.exclusive,
+        strength=settings.prior_strength,
+        max_iter=settings.prior_max_iter,
+        shrink=settings.prior_shrink,
+        reference_docs=profile.n_docs,
+    )
+    change = est.prior - prior_shift.clip_prior(reference, exclusive=profile.exclusive)
+    largest = np.argsort(-np.abs(change))[:10]
+    section: dict[str, Any] = {
+        "status": "adjusted",
+        "method": "EM (Saerens et al. 2002)"
+        + (", shrunk towards the reference" if settings.prior_shrink else ""),
+        "strength": settings.prior_strength,
+        "n_iter": est.n_iter,
+        "converged": est.converged,
+        "likelihood_ratio": est.statistic,
+        "noise_level": est.noise_level,
+        "shrinkage": est.shrinkage,
+        "distance": prior_shift.prior_distance(reference, est.prior, exclusive=profile.exclusive),
+        "largest_changes": [
+            {
+                "label": profile.labels[j],
+                "reference": float(reference[j]),
+                "estimated": float(est.prior[j]),
+            }
+            for j in largest
+        ],
+        "reference_prior": [float(x) for x in reference],
+        "estimated_prior": [float(x) for x in est.prior],
+    }
+    return section, est.adjusted

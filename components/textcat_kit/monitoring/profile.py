@@ -8,7 +8,10 @@ whose quality we know. The profile holds, for a held-out set (the dev split that
 * a sample of top-label confidences (for the Kolmogorov–Smirnov test and the plots);
 * the abstain rate;
 * the expected accuracy and expected macro-F1 (CBPE) and, since the held-out set has
-  labels, the realised accuracy and macro-F1 next to them.
+  labels, the realised accuracy and macro-F1 next to them;
+* the label priors the calibrated probabilities stand for (their mean per label), which
+  the monitor needs to re-weight a window's probabilities to its own label mix
+  (:mod:`.prior_shift`).
 
 It is saved as ``monitor_reference.json`` in the pipeline directory, so it travels with
 the pipeline (``textcat-kit package`` copies the directory) and ``serve`` / ``monitor``
@@ -26,7 +29,7 @@ import numpy as np
 import srsly
 
 from ..errors import ConfigError, Errors
-from . import stats
+from . import prior_shift, stats
 
 PROFILE_FILE = "monitor_reference.json"
 PROFILE_VERSION = 1
@@ -54,6 +57,10 @@ class ReferenceProfile:
     source: str = ""
     version: int = PROFILE_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    label_prior: list[float] | None = None
+    """Mean calibrated probability per label on the reference (see :mod:`.prior_shift`);
+    ``None`` in profiles written before it existed: the monitor then cannot correct for a
+    label-prior shift and says so in its report."""
 
     @property
     def empty_category(self) -> str:
@@ -84,12 +91,26 @@ class ReferenceProfile:
                 observed_macro_f1=data.get("observed_macro_f1"),
                 source=str(data.get("source", "")),
                 extra=dict(data.get("extra", {})),
+                label_prior=(
+                    None
+                    if data.get("label_prior") is None
+                    else [float(x) for x in data["label_prior"]]
+                ),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(Errors.E311.format(path=path, detail=repr(err))) from None
         if len(profile.category_counts) != len(profile.labels) + 1 or not profile.confidences:
             raise ConfigError(
                 Errors.E311.format(path=path, detail="counts do not match the labels")
+            )
+        prior = profile.label_prior
+        if prior is not None and (
+            len(prior) != len(profile.labels) or not all(0.0 <= x <= 1.0 for x in prior)
+        ):
+            raise ConfigError(
+                Errors.E311.format(
+                    path=path, detail="label_prior needs one value in [0, 1] per label"
+                )
             )
         return profile
 
@@ -165,6 +186,9 @@ def build_reference_profile(
         observed_accuracy=observed_accuracy,
         observed_macro_f1=observed_f1,
         source=source,
+        label_prior=[
+            round(float(x), 8) for x in prior_shift.reference_prior(probs, exclusive=exclusive)
+        ],
     )
 
 

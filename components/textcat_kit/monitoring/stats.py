@@ -150,13 +150,21 @@ class Estimate:
 
 
 def expected_accuracy(
-    probs: np.ndarray, *, exclusive: bool, decided: np.ndarray | None = None, level: float = 0.95
+    probs: np.ndarray,
+    *,
+    exclusive: bool,
+    decided: np.ndarray | None = None,
+    level: float = 0.95,
+    top: np.ndarray | None = None,
 ) -> Estimate:
     """CBPE accuracy: the mean probability that each decision is right.
 
-    Exclusive: the top label is right with probability ``p_top``; the accuracy of ``n`` docs
-    is a sum of independent Bernoulli(p_top) over ``n``, so the band is the normal
-    approximation of that Poisson-binomial (variance ``sum p(1-p) / n^2``).
+    Exclusive: the model's top label ``top`` (default: the argmax of ``probs``) is right
+    with probability ``probs[i, top_i]``; the accuracy of ``n`` docs is a sum of
+    independent Bernoulli draws, so the band is the normal approximation of that
+    Poisson-binomial (variance ``sum p(1-p) / n^2``). ``top`` matters when ``probs`` were
+    re-weighted to another label prior (:mod:`.prior_shift`): the decisions are still the
+    model's, only the chance that each is right changed.
     Multi-label: the per-label (Hamming) accuracy of the 0/1 ``decided`` matrix.
     """
     probs = np.asarray(probs, dtype=np.float64)
@@ -164,7 +172,8 @@ def expected_accuracy(
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"))
     if exclusive:
-        p = probs.max(axis=1)
+        idx = probs.argmax(axis=1) if top is None else np.asarray(top, dtype=np.int64)
+        p = probs[np.arange(n), idx]
     else:
         if decided is None:
             decided = probs >= 0.5
@@ -180,6 +189,18 @@ def _macro_f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.
     with np.errstate(divide="ignore", invalid="ignore"):
         f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1.0), np.nan)
     return np.asarray(np.nanmean(f1, axis=-1))
+
+
+def cbpe_macro_f1(probs: np.ndarray, decided: np.ndarray) -> float:
+    """NannyML's CBPE macro-F1 (the value of :func:`expected_macro_f1`, without a band)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    dec = np.asarray(decided, dtype=bool)
+    if probs.shape[0] == 0:
+        return float("nan")
+    tp = (probs * dec).sum(axis=0)
+    fp = ((1.0 - probs) * dec).sum(axis=0)
+    fn = (probs * ~dec).sum(axis=0)
+    return float(_macro_f1_from_counts(tp, fp, fn))
 
 
 def expected_macro_f1(
@@ -205,10 +226,7 @@ def expected_macro_f1(
     n, n_labels = probs.shape
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"))
-    tp = (probs * dec).sum(axis=0)
-    fp = ((1.0 - probs) * dec).sum(axis=0)
-    fn = (probs * ~dec).sum(axis=0)
-    value = float(_macro_f1_from_counts(tp, fp, fn))
+    value = cbpe_macro_f1(probs, dec)
     rng = np.random.default_rng(seed)
     draws = np.empty(n_draws)
     if exclusive:
