@@ -167,39 +167,58 @@ def run_exclusive(
     return results
 
 
+MULTILABEL_VARIANTS: dict[str, dict[str, Any]] = {
+    "label_set (default)": {"method": "label_set"},
+    "per_label / prune_by_noise_rate / self_confidence": {"method": "per_label"},
+    "per_label / confident_joint / self_confidence": {
+        "method": "per_label",
+        "filter_by": "confident_joint",
+    },
+}
+
+
 def score_multilabel(
     probs: np.ndarray, given: np.ndarray, toggled: np.ndarray, removed: np.ndarray
 ) -> dict[str, Any]:
-    """P/R@k of the toggled (doc, label) pairs for each filter / ranking variant."""
+    """P/R@k of the toggled (doc, label) pairs for each method, k = number toggled.
+
+    ``precision_at_k`` / ``recall_at_k`` score the flagged issues (``pairs``, the list
+    ``cv`` writes), first k; ``ranking_*`` score the first k cells of the whole ranking
+    (every cell by its pair quality), which differs only when fewer than k are flagged.
+    """
     from textcat_kit.maths.label_issues import find_multilabel_issues
 
     k = len(toggled)
     docs = np.unique(toggled[:, 0])
     scores = {}
-    for filter_by in ("prune_by_noise_rate", "confident_joint"):
-        for rank_by in ("self_confidence", "normalized_margin"):
-            for per_label in (False, True):
-                issues: MultilabelIssues = find_multilabel_issues(
-                    probs,
-                    given,
-                    filter_by=filter_by,  # type: ignore[arg-type]
-                    rank_by=rank_by,  # type: ignore[arg-type]
-                    per_label_rank=per_label,
-                )
-                precision, recall = precision_recall_at_k(issues.pairs, toggled, k)
-                top = {tuple(p) for p in issues.pairs[:k].tolist()}
-                hit = np.array([tuple(p) in top for p in toggled.tolist()])
-                doc_p, doc_r = precision_recall_at_k(issues.doc_order, docs, len(docs))
-                name = f"{filter_by} / {rank_by}" + (" / per-label rank" if per_label else "")
-                scores[name] = {
-                    "k": k,
-                    "n_issue_pairs": int(len(issues.pairs)),
-                    "precision_at_k": precision,
-                    "recall_at_k": recall,
-                    "recall_removed": float(hit[removed].mean()) if removed.any() else None,
-                    "recall_added": float(hit[~removed].mean()) if (~removed).any() else None,
-                    "docs": {"k": int(len(docs)), "precision_at_k": doc_p, "recall_at_k": doc_r},
-                }
+    for name, kwargs in MULTILABEL_VARIANTS.items():
+        issues: MultilabelIssues = find_multilabel_issues(probs, given, **kwargs)
+        precision, recall = precision_recall_at_k(issues.pairs, toggled, k)
+        top = {tuple(p) for p in issues.pairs[:k].tolist()}
+        hit = np.array([tuple(p) in top for p in toggled.tolist()])
+        flat = issues.pair_quality.ravel()
+        ranking = np.stack(
+            np.unravel_index(np.lexsort((np.arange(flat.size), flat))[:k], given.shape), axis=1
+        )
+        rank_p, rank_r = precision_recall_at_k(ranking, toggled, k)
+        doc_p, doc_r = precision_recall_at_k(issues.doc_order, docs, len(docs))
+        entry: dict[str, Any] = {
+            "k": k,
+            "n_issue_pairs": int(len(issues.pairs)),
+            "precision_at_k": precision,
+            "recall_at_k": recall,
+            "recall_removed": float(hit[removed].mean()) if removed.any() else None,
+            "recall_added": float(hit[~removed].mean()) if (~removed).any() else None,
+            "ranking_precision_at_k": rank_p,
+            "ranking_recall_at_k": rank_r,
+            "docs": {"k": int(len(docs)), "precision_at_k": doc_p, "recall_at_k": doc_r},
+            "estimated_noise_rate": issues.noise_rate(),
+        }
+        if issues.noise is not None:
+            entry["estimated_add_rate"] = issues.noise.add_rate
+            entry["estimated_remove_rate"] = issues.noise.remove_rate
+            entry["em_iterations"] = issues.noise.n_iter
+        scores[name] = entry
     return scores
 
 
@@ -213,11 +232,14 @@ def run_multilabel(
     overrides: dict[str, Any],
     calibration: str,
     dump: Path | None = None,
+    rescore: Path | None = None,
 ) -> dict[str, Any]:
     train = corpus_dir / "train.spacy"
     corpus = read_corpus(train)
     positive = corpus.gold >= 0.5
     noisy_gold, toggled = inject_multilabel_noise(positive, fraction, seed)
+    if rescore is not None:
+        return rescore_multilabel(rescore, positive, toggled)
     start = time.perf_counter()
     noisy = run_cv(
         config,
@@ -238,9 +260,18 @@ def run_multilabel(
     if dump is not None:
         dump.mkdir(parents=True, exist_ok=True)
         np.save(dump / "oof.npy", noisy.calibrated, allow_pickle=False)
+        np.save(dump / "oof_raw.npy", noisy.raw, allow_pickle=False)
+        np.save(dump / "folds.npy", noisy.folds, allow_pickle=False)
         np.save(dump / "noisy_gold.npy", noisy_gold[:, column], allow_pickle=False)
         np.save(dump / "toggled.npy", toggled_model, allow_pickle=False)
         np.save(dump / "removed.npy", removed, allow_pickle=False)
+    cv_summary = {
+        "calibration": noisy.calibration,
+        "macro_f": noisy.report["summary"]["macro_f"],
+        "cv_seconds": round(time.perf_counter() - start, 1),
+    }
+    if dump is not None:
+        (dump / "cv_summary.json").write_text(json.dumps(cv_summary, indent=2) + "\n")
     scores = score_multilabel(noisy.calibrated, noisy_gold[:, column], toggled_model, removed)
     result = {
         "n_docs": len(corpus.texts),
@@ -249,13 +280,36 @@ def run_multilabel(
         "n_toggled": k,
         "n_removed": int(removed.sum()),
         "n_added": int((~removed).sum()),
-        "calibration": noisy.calibration,
-        "macro_f": noisy.report["summary"]["macro_f"],
+        **cv_summary,
         "scores": scores,
-        "seconds": round(time.perf_counter() - start, 1),
     }
     typer.echo(json.dumps(scores))
     return result
+
+
+def rescore_multilabel(dump: Path, positive: np.ndarray, toggled: np.ndarray) -> dict[str, Any]:
+    """Score the ranking again on the out-of-fold arrays an earlier ``--dump`` run saved
+    (same corpus, seed and fraction; no training): for changes of the ranking maths."""
+    arrays = {
+        name: np.load(dump / f"{name}.npy", allow_pickle=False)
+        for name in ("oof", "noisy_gold", "toggled", "removed")
+    }
+    if len(arrays["toggled"]) != len(toggled) or arrays["oof"].shape != positive.shape:
+        raise typer.BadParameter(f"{dump} was dumped from another corpus, seed or fraction")
+    summary = json.loads((dump / "cv_summary.json").read_text())
+    removed = arrays["removed"]
+    scores = score_multilabel(arrays["oof"], arrays["noisy_gold"], arrays["toggled"], removed)
+    return {
+        "n_docs": int(positive.shape[0]),
+        "n_labels": int(positive.shape[1]),
+        "n_given_pairs": int(positive.sum()),
+        "n_toggled": len(toggled),
+        "n_removed": int(removed.sum()),
+        "n_added": int((~removed).sum()),
+        **summary,
+        "rescored_from": str(dump),
+        "scores": scores,
+    }
 
 
 @app.command()
@@ -274,6 +328,9 @@ def run_command(
     max_epochs: int | None = typer.Option(None),
     calibration: str = typer.Option("auto", help="Multi-label calibration of the OOF scores."),
     dump: Path | None = typer.Option(None, help="Multi-label: save the OOF arrays here."),
+    rescore: Path | None = typer.Option(
+        None, help="Multi-label: score the OOF arrays an earlier --dump saved (no training)."
+    ),
 ) -> None:
     """Inject label noise, run cv, and print precision / recall of the top-k issues."""
     overrides: dict[str, Any] = {}
@@ -287,7 +344,16 @@ def run_command(
     else:
         config = config or REPO / "configs" / "textcat_multilabel_bow.cfg"
         results = run_multilabel(
-            corpus_dir, config, n_folds, n_jobs, seed, fraction, overrides, calibration, dump
+            corpus_dir,
+            config,
+            n_folds,
+            n_jobs,
+            seed,
+            fraction,
+            overrides,
+            calibration,
+            dump,
+            rescore,
         )
     results.update(
         {
@@ -314,15 +380,16 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = []
     if "scores" in results:  # multi-label
         lines += [
-            "| ranking | k (toggled pairs) | precision@k | recall@k | recall removed "
-            "| recall added | docs P@k | docs R@k |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | k (toggled pairs) | pairs flagged | precision@k | recall@k "
+            "| recall removed | recall added | docs P@k | docs R@k |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for rank_by, s in results["scores"].items():
+        for name, s in results["scores"].items():
             lines.append(
-                f"| {rank_by} | {s['k']} | {s['precision_at_k']:.3f} | {s['recall_at_k']:.3f} | "
-                f"{s['recall_removed']:.3f} | {s['recall_added']:.3f} | "
-                f"{s['docs']['precision_at_k']:.3f} | {s['docs']['recall_at_k']:.3f} |"
+                f"| {name} | {s['k']} | {s['n_issue_pairs']} | {s['precision_at_k']:.3f} | "
+                f"{s['recall_at_k']:.3f} | {s['recall_removed']:.3f} | "
+                f"{s['recall_added']:.3f} | {s['docs']['precision_at_k']:.3f} | "
+                f"{s['docs']['recall_at_k']:.3f} |"
             )
         return "\n".join(lines)
     lines += [

@@ -116,10 +116,17 @@ def test_cv_multilabel_picks_its_config_from_data_json(tmp_path: Path) -> None:
     report = srsly.read_json(out / "cv_report.json")
     assert report["task"] == "multilabel" and report["calibration"] == "platt"
     assert report["config"].endswith("textcat_multilabel_bow.cfg")
+    assert report["label_issues"]["method"] == "label_set"
+    assert report["label_issues"]["estimated_add_rate"] >= 0
+    assert "label-set posterior" in (out / "cv_report.md").read_text()
     issues = list(srsly.read_jsonl(out / "label_issues.jsonl"))
     assert issues and isinstance(issues[0]["given"], list)
+    scores = [issue["score"] for issue in issues]
+    assert scores == sorted(scores, reverse=True) and 0 <= min(scores) <= max(scores) <= 1
     for issue in issues:
-        assert all({"label", "given", "suggested", "p"} <= set(p) for p in issue["pairs"])
+        assert all(
+            {"label", "given", "suggested", "p", "p_wrong"} <= set(p) for p in issue["pairs"]
+        )
         toggled = {p["label"] for p in issue["pairs"]}
         assert set(issue["given"]) ^ set(issue["suggested"]) == toggled
 

@@ -52,10 +52,12 @@ from .maths import metrics
 from .maths.calibration import PerLabelCalibration, TemperatureScaling
 from .maths.label_issues import (
     FILTER_BY,
+    MULTILABEL_METHODS,
     RANK_BY,
     ExclusiveIssues,
     FilterBy,
     MultilabelIssues,
+    MultilabelMethod,
     RankBy,
     find_label_issues,
     find_multilabel_issues,
@@ -346,11 +348,13 @@ def issue_records(
     """One JSON-ready record per suspected issue, most likely wrong first.
 
     ``score`` is how likely the given label is wrong, in [0, 1] (1 - self-confidence, or
-    (1 - margin) / 2 for the normalised margin); ``label_quality`` is the ranking quantity.
+    (1 - margin) / 2 for the normalised margin; multi-label ``label_set``: the posterior
+    that the doc's given set is wrong, and per pair ``p_wrong``, the posterior that that
+    cell is wrong); ``label_quality`` is the ranking quantity.
     """
 
     def to_score(quality: float) -> float:
-        if issues.rank_by == "self_confidence":
+        if issues.rank_by in ("self_confidence", "posterior"):
             return round(1.0 - quality, 6)
         return round((1.0 - quality) / 2.0, 6)
 
@@ -383,6 +387,7 @@ def issue_records(
                     "given": bool(positive[i, j]),
                     "suggested": bool(suggested[j]),
                     "p": round(float(probs[i, j]), 6),
+                    "p_wrong": round(1.0 - float(issues.pair_quality[i, j]), 6),
                     "label_quality": round(float(issues.pair_quality[i, j]), 6),
                 }
                 for j in flagged
@@ -437,6 +442,7 @@ def run_cv(
     calibration: str = "auto",
     filter_by: str = "prune_by_noise_rate",
     rank_by: str = "self_confidence",
+    multilabel_method: str = "label_set",
     overrides: dict[str, Any] | None = None,
     keep_models: Path | None = None,
     corpus: LabelledCorpus | None = None,
@@ -444,10 +450,15 @@ def run_cv(
     """Cross-validate ``config`` on ``train`` and rank its label issues (module docstring).
 
     ``corpus`` replaces the file's labels (e.g. with injected noise, for benchmarks);
-    its docs must be those of ``train``, in order.
+    its docs must be those of ``train``, in order. ``filter_by`` / ``rank_by`` apply to
+    exclusive tasks and to the ``per_label`` multi-label method, ``multilabel_method`` to
+    multi-label tasks (:func:`textcat_kit.maths.label_issues.find_multilabel_issues`).
     """
     from spacy import util
 
+    check_choice(filter_by, "filter_by", FILTER_BY)
+    check_choice(rank_by, "rank_by", RANK_BY)
+    check_choice(multilabel_method, "multilabel_method", MULTILABEL_METHODS)
     overrides = dict(overrides or {})
     overrides.setdefault("system.seed", seed)
     corpus = corpus or read_corpus(train)
@@ -516,8 +527,6 @@ def run_cv(
         fold_metrics(calibrated[folds == k], gold[folds == k], exclusive, labels)
         for k in range(n_folds)
     ]
-    check_choice(filter_by, "filter_by", FILTER_BY)
-    check_choice(rank_by, "rank_by", RANK_BY)
     issues: ExclusiveIssues | MultilabelIssues
     if exclusive:
         exclusive_issues = find_label_issues(
@@ -531,11 +540,29 @@ def run_cv(
         issues = exclusive_issues
     else:
         multilabel_issues = find_multilabel_issues(
-            calibrated, gold, filter_by=cast(FilterBy, filter_by), rank_by=cast(RankBy, rank_by)
+            calibrated,
+            gold,
+            method=cast(MultilabelMethod, multilabel_method),
+            filter_by=cast(FilterBy, filter_by),
+            rank_by=cast(RankBy, rank_by),
         )
         n_issues = len(multilabel_issues.doc_order)
-        noise = float(np.mean([j.noise_rate() for j in multilabel_issues.joints]))
+        noise = multilabel_issues.noise_rate()
         issues = multilabel_issues
+    issue_method: dict[str, Any] = {"filter_by": filter_by, "rank_by": rank_by}
+    if isinstance(issues, MultilabelIssues):
+        issue_method = {"method": issues.method, "rank_by": issues.rank_by}
+        if issues.method == "per_label":
+            issue_method["filter_by"] = filter_by
+        if issues.noise is not None:
+            issue_method |= {
+                "filter_by": "expected number of wrong cells",
+                "estimated_add_rate": issues.noise.add_rate,
+                "estimated_remove_rate": issues.noise.remove_rate,
+                "estimated_label_counts": [round(float(v), 6) for v in issues.noise.cardinality],
+                "em_iterations": issues.noise.n_iter,
+                "em_converged": issues.noise.converged,
+            }
     report = {
         "config": str(config),
         "train": str(train),
@@ -553,8 +580,7 @@ def run_cv(
         "summary": summarise_folds(per_fold, labels),
         "summary_raw": summarise_folds(per_fold_raw, labels),
         "label_issues": {
-            "filter_by": filter_by,
-            "rank_by": rank_by,
+            **issue_method,
             "n_issues": n_issues,
             "estimated_noise_rate": noise,
             **({"n_pairs": int(len(issues.pairs))} if isinstance(issues, MultilabelIssues) else {}),
@@ -647,9 +673,9 @@ def cv_report_markdown(report: dict[str, Any]) -> str:
     issues = report["label_issues"]
     lines += [
         "",
-        f"Label issues (confident learning, {issues['filter_by']}, ranked by "
-        f"{issues['rank_by']}): **{issues['n_issues']}** docs; estimated noise rate "
-        f"{issues['estimated_noise_rate']:.3f}. See `label_issues.md`.",
+        f"Label issues (confident learning, {_method_text(issues)}): **{issues['n_issues']}** "
+        f"docs; estimated noise rate {issues['estimated_noise_rate']:.3f}"
+        f"{_rates_text(issues)}. See `label_issues.md`.",
         "",
         "## Per label (F1, worst first)",
         "",
@@ -661,6 +687,27 @@ def cv_report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _method_text(issues: dict[str, Any]) -> str:
+    """How the issues were found, for the reports."""
+    if issues.get("method") == "label_set":
+        return (
+            "multi-label label-set posterior: the expected number of wrong (text, label) "
+            "cells, most probable first"
+        )
+    prefix = "per-label binary problems, " if issues.get("method") == "per_label" else ""
+    return f"{prefix}{issues['filter_by']}, ranked by {issues['rank_by']}"
+
+
+def _rates_text(issues: dict[str, Any]) -> str:
+    if "estimated_add_rate" not in issues:
+        return ""
+    return (
+        f" (share of texts whose label set is wrong; a label is added to a text with rate "
+        f"{issues['estimated_add_rate']:.4f} and dropped with rate "
+        f"{issues['estimated_remove_rate']:.4f})"
+    )
+
+
 def label_issues_markdown(
     records: list[dict[str, Any]], report: dict[str, Any], limit: int = 50
 ) -> str:
@@ -670,8 +717,8 @@ def label_issues_markdown(
         "# Suspected label errors",
         "",
         f"{len(records)} of {report['n_docs']} docs (confident learning, Northcutt et al. "
-        f"2021: {issues['filter_by']}, ranked by {issues['rank_by']}). `score` = how likely "
-        "the given label is wrong. All of them are in `label_issues.jsonl`; push them to a "
+        f"2021: {_method_text(issues)}). `score` = how likely "
+        "the given label (set) is wrong. All of them are in `label_issues.jsonl`; push them to a "
         "Label Studio review project with `textcat-kit labelstudio push-issues`.",
         "",
         "| rank | id | text | given | suggested | score |",
@@ -725,6 +772,12 @@ def cv_command(
         "prune_by_noise_rate", help="prune_by_noise_rate | confident_joint | both."
     ),
     rank_by: str = typer.Option("self_confidence", help="self_confidence | normalized_margin."),
+    multilabel_method: str = typer.Option(
+        "label_set",
+        help="Multi-label issues: label_set (posterior over each text's label set, noise "
+        "rates and label counts estimated by EM) | per_label (binary confident learning per "
+        "label, with --filter-by / --rank-by).",
+    ),
     multilabel_config: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="Config to use when --data-json says multilabel."
     ),
@@ -756,6 +809,7 @@ def cv_command(
             calibration=calibration,
             filter_by=filter_by,
             rank_by=rank_by,
+            multilabel_method=multilabel_method,
             overrides=overrides,
             keep_models=keep,
         )
