@@ -25,12 +25,15 @@ Multi-label: the unit of an issue is a ``(doc, label)`` cell. Two methods:
     out-of-fold probabilities ``p_ij`` say which labels fit the text; the corpus says how
     many labels a text has (most corpora have a characteristic count: every GoEmotions
     text has at least one label, so a text with none has lost one). The true set ``Y`` of
-    a doc has the prior ``P(Y | x) ~ prod_j p_j^y_j (1 - p_j)^(1 - y_j) * lambda(|Y|)``:
-    the per-label model, tilted by ``lambda(m) = pi(m) / qbar(m)``, where ``pi`` is the
-    corpus's distribution of true label counts and ``qbar`` the count distribution the
-    independent per-label model predicts on average (Poisson-binomial, averaged over the
-    docs). Where the model already predicts the corpus's counts, ``lambda`` is flat and
-    the method is per-cell self-confidence. The given set ``S`` came through a noisy
+    a doc has the prior ``P(Y | x) ~ prod_j p_j^y_j (1 - p_j)^(1 - y_j) * lambda(|Y|) *
+    prod_{j<k in Y} phi_jk``: the per-label model, tilted by ``lambda(m) = pi(m) /
+    qbar(m)``, where ``pi`` is the corpus's distribution of true label counts and ``qbar``
+    the count distribution the independent per-label model predicts on average
+    (Poisson-binomial, averaged over the docs), and by ``phi_jk`` = how much more often
+    labels ``j`` and ``k`` are given together than the model predicts (``sum_i p_ij p_ik``;
+    a random extra label rarely goes with the text's other labels). Where the model already
+    predicts the corpus's counts and pairs, the tilts are flat and the method is per-cell
+    self-confidence. The given set ``S`` came through a noisy
     channel that adds a label with rate ``alpha = P(s=1 | y=0)`` and drops one with rate
     ``beta = P(s=0 | y=1)``, as many added as dropped (``alpha * n_negative_cells = beta *
     n_positive_cells``; equal *rates* would make a dropped label ~20 times rarer than an
@@ -436,8 +439,12 @@ def label_set_posteriors(
     model_counts = (q / q.sum(axis=1, keepdims=True)).mean(axis=0)
     log_model_counts = np.log(np.maximum(model_counts, 1e-300))
     log_odds = np.log(p) - np.log1p(-p)
-    # the model's odds of the toggled cell against the given one
+    pairs = pair_tilt(p, positive, smoothing=smoothing)
+    # the model's odds of the toggled cell against the given one, with the pair tilt of
+    # the cell and the doc's other given labels
     toggle = np.where(positive, -log_odds, log_odds)
+    with_given = positive.astype(np.float64) @ pairs
+    toggle += np.where(positive, -with_given, with_given)
     n_pos = float(positive.sum())
     n_neg = float(positive.size) - n_pos
 
@@ -490,18 +497,35 @@ def label_set_posteriors(
         n_iter=n_iter,
         converged=converged,
     )
-    suggested = most_probable_sets(log_odds, positive, np.log(cardinality) - log_model_counts)
+    suggested = most_probable_sets(
+        log_odds, positive, np.log(cardinality) - log_model_counts, pairs
+    )
     return wrong, right, suggested, noise
 
 
+def pair_tilt(probs: np.ndarray, positive: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
+    """``log phi_jk``: how much more often labels ``j`` and ``k`` are given together than
+    the independent per-label model predicts (``sum_i p_ij p_ik``), smoothed; 0 on the
+    diagonal. Near 0 where the model already gets the pairs right."""
+    given = positive.astype(np.float64)
+    observed = given.T @ given
+    predicted = probs.T @ probs
+    tilt = np.log((observed + smoothing) / (predicted + smoothing))
+    np.fill_diagonal(tilt, 0.0)
+    return tilt
+
+
 def most_probable_sets(
-    log_odds: np.ndarray, positive: np.ndarray, log_tilt: np.ndarray
+    log_odds: np.ndarray,
+    positive: np.ndarray,
+    log_tilt: np.ndarray,
+    pairs: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each doc's most probable label set under the tilted prior (module docstring),
     by greedy ascent from the given set: toggle the cell that raises the set's probability
-    most, until none does. Without a tilt this is every label with p > 0.5; with it, a
-    text without labels gets its best label only (the next one would cost the count).
-    Each step raises the probability, so no set is visited twice."""
+    most, until none does. Without tilts this is every label with p > 0.5; with the count
+    tilt, a text without labels gets its best label only (the next one would cost the
+    count). Each step raises the probability, so no set is visited twice."""
     current = positive.copy()
     rows = np.arange(len(current))
     max_count = len(log_tilt) - 1
@@ -511,6 +535,9 @@ def most_probable_sets(
             np.where(current, counts[:, None] - 1, counts[:, None] + 1), max_count
         )
         gain = np.where(current, -log_odds, log_odds) + log_tilt[neighbour]
+        if pairs is not None:
+            with_current = current.astype(np.float64) @ pairs
+            gain += np.where(current, -with_current, with_current)
         gain -= log_tilt[np.minimum(counts, max_count)][:, None]
         best = gain.argmax(axis=1)
         improves = gain[rows, best] > 1e-12

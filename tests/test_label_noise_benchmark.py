@@ -1,0 +1,71 @@
+"""benchmarks/label_noise.py: the multi-label scoring and its ``--rescore`` path (no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from benchmarks.label_noise import MULTILABEL_VARIANTS, main, markdown_table, score_multilabel
+from spacy.tokens import DocBin
+
+from textcat_kit.cv import read_corpus
+from textcat_kit.maths.label_issues import inject_multilabel_noise
+
+LABELS = ["joy", "anger", "fear", "love"]
+
+
+def write_corpus(path: Path, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    gold = rng.random((n, len(LABELS))) < 0.3
+    empty = ~gold.any(axis=1)
+    gold[empty, rng.integers(len(LABELS), size=int(empty.sum()))] = True
+    nlp = spacy.blank("en")
+    doc_bin = DocBin()
+    for i, row in enumerate(gold):
+        doc = nlp.make_doc(f"text {i} " + " ".join(np.array(LABELS)[row]))
+        doc.cats = {label: float(row[j]) for j, label in enumerate(LABELS)}
+        doc_bin.add(doc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc_bin.to_disk(path)
+    return gold
+
+
+def test_rescore_scores_saved_arrays(tmp_path: Path) -> None:
+    gold = write_corpus(tmp_path / "corpus" / "train.spacy", 600, seed=0)
+    corpus = read_corpus(tmp_path / "corpus" / "train.spacy")
+    assert (corpus.gold >= 0.5).tolist() == gold.tolist()
+    # what a --dump run saves, with a model that knows the clean labels
+    noisy, toggled = inject_multilabel_noise(gold, 0.05, seed=0)
+    rng = np.random.default_rng(1)
+    probs = 1 / (1 + np.exp(-(rng.normal(size=gold.shape) + (2 * gold - 1) * 3.0)))
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    removed = gold[toggled[:, 0], toggled[:, 1]]
+    for name, array in (
+        ("oof", probs),
+        ("noisy_gold", noisy),
+        ("toggled", toggled),
+        ("removed", removed),
+    ):
+        np.save(dump / f"{name}.npy", array, allow_pickle=False)
+    (dump / "cv_summary.json").write_text(json.dumps({"macro_f": {"mean": 0.9, "std": 0.0}}))
+    out = tmp_path / "result.json"
+    with pytest.raises(SystemExit) as done:
+        main(["goemotions", str(tmp_path / "corpus"), "--rescore", str(dump), "--output", str(out)])
+    assert done.value.code == 0
+    result = json.loads(out.read_text())
+    assert result["rescored_from"] == str(dump) and result["n_toggled"] == len(toggled)
+    assert set(result["scores"]) == set(MULTILABEL_VARIANTS)
+    for scores in result["scores"].values():
+        assert scores["k"] == len(toggled)
+        assert 0.0 <= scores["precision_at_k"] <= 1.0 and 0.0 <= scores["recall_at_k"] <= 1.0
+    assert result["scores"]["label_set (default)"]["precision_at_k"] >= 0.8
+    assert "label_set (default)" in markdown_table(result)
+    direct = score_multilabel(probs, noisy, toggled, removed)
+    assert (
+        direct["label_set (default)"]["precision_at_k"]
+        == (result["scores"]["label_set (default)"]["precision_at_k"])
+    )
