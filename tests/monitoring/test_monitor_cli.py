@@ -63,6 +63,7 @@ def test_monitor_in_distribution_and_shifted(tuned_model: Path, tmp_path: Path) 
     )
     markdown = (tmp_path / "same" / "monitor.md").read_text()
     assert "No alert" in markdown and "confidence.png" in markdown
+    assert report["prior_shift"]["status"] == "adjusted"
     assert (tmp_path / "same" / "labels.png").is_file()
 
     # Only 'billing' texts, a third of them scrambled into unseen words: labels and
@@ -88,6 +89,13 @@ def test_monitor_in_distribution_and_shifted(tuned_model: Path, tmp_path: Path) 
     assert result.exit_code == 3, result.output
     report = json.loads((tmp_path / "moved" / "monitor.json").read_text())
     assert {"label_chi2_pvalue", "label_psi"} <= set(report["alerts"])
+    # the window's priors moved to 'billing': the expected scores were re-weighted
+    correction = report["prior_shift"]
+    assert correction["status"] == "adjusted" and correction["shrinkage"] > 0.5
+    assert correction["largest_changes"][0]["label"] == "billing"
+    assert correction["largest_changes"][0]["estimated"] > 0.5
+    assert "label-prior correction" in result.output
+    assert "## Label-prior correction" in (tmp_path / "moved" / "monitor.md").read_text()
     # an earlier report is never replaced unless asked
     again = runner.invoke(
         app, ["monitor", str(tuned_model), str(moved), "--output-dir", str(tmp_path / "moved")]

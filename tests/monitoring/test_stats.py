@@ -96,6 +96,23 @@ def test_expected_macro_f1_band_holds_the_realised_f1() -> None:
     assert covered >= 16
 
 
+def test_expected_macro_f1_follows_a_window_where_most_labels_are_absent() -> None:
+    """Labels neither decided nor likely to occur do not count, as in the realised F1."""
+    rng = np.random.default_rng(11)
+    estimates, realised = [], []
+    for _ in range(10):
+        probs3, gold3 = calibrated_sample(rng, 400, 3)
+        # 20 labels of which 17 are (almost) never possible in this window
+        probs = np.concatenate([probs3, np.full((400, 17), 1e-5)], axis=1)
+        probs /= probs.sum(axis=1, keepdims=True)
+        gold = np.concatenate([gold3, np.zeros((400, 17))], axis=1)
+        decided = top_decisions(probs)
+        estimates.append(stats.cbpe_macro_f1(probs, decided))
+        realised.append(stats.realised_macro_f1(decided, gold))
+    assert abs(np.mean(estimates) - np.mean(realised)) < 0.03
+    assert np.mean(realised) > 0.5  # an average over all 20 labels would be below 0.15
+
+
 def test_multilabel_expected_accuracy_is_hamming_accuracy() -> None:
     rng = np.random.default_rng(4)
     probs = rng.random((2000, 4))

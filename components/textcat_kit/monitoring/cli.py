@@ -150,6 +150,15 @@ def monitor_command(
     for name, fig in report["figures"].items():
         flag = "ALERT" if fig["alert"] else "ok"
         typer.echo(f"{name:22s} {fig['value']:.4f}  corridor {fig['corridor']}  {flag}")
+    correction = report["prior_shift"]
+    if correction["status"] == "adjusted":
+        typer.echo(
+            f"label-prior correction: {correction['shrinkage']:.0%} of the EM move kept "
+            f"(LR {correction['likelihood_ratio']:.1f}, noise {correction['noise_level']:.1f}); "
+            f"plain CBPE accuracy {report['figures']['expected_accuracy']['unadjusted']:.4f}"
+        )
+    else:
+        typer.echo(f"no label-prior correction: {correction['reason']}")
     if "observed" in report:
         typer.echo(f"realised (labels given): {report['observed']}")
     typer.echo(f"wrote {output_dir / 'monitor.json'} and {output_dir / 'monitor.md'}")

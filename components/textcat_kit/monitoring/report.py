@@ -58,6 +58,7 @@ def render_markdown(report: dict[str, Any], plots: list[str], plot_problem: str 
             f"| {FIGURE_TITLES.get(name, name)} | {_fmt(fig['value'])} | {corridor} | {extra} | "
             f"{'**yes**' if fig['alert'] else 'no'} |"
         )
+    lines += _prior_shift_lines(report.get("prior_shift"))
     observed = report.get("observed")
     if observed:
         lines += [
@@ -90,6 +91,30 @@ def render_markdown(report: dict[str, Any], plots: list[str], plot_problem: str 
         "",
     ]
     return "\n".join(lines)
+
+
+def _prior_shift_lines(section: dict[str, Any] | None) -> list[str]:
+    """What the label-prior correction of the expected scores did (docs/monitoring.md)."""
+    if not section:
+        return []
+    if section.get("status") != "adjusted":
+        return ["", f"Expected scores are plain CBPE: {section.get('reason', '')}."]
+    lines = [
+        "",
+        "## Label-prior correction",
+        "",
+        f"Expected accuracy and macro-F1 use the probabilities re-weighted to this data's "
+        f"label priors, estimated by {section['method']} ({section['n_iter']} iterations; "
+        f"likelihood ratio {section['likelihood_ratio']:.1f} against a noise level of "
+        f"{section['noise_level']:.1f}, so {section['shrinkage']:.0%} of the EM move is kept). "
+        f"Estimated priors are {section['distance']:.3f} (total variation) from the "
+        f"reference.",
+    ]
+    if section["shrinkage"] > 0:
+        lines += ["", "| label | reference prior | estimated prior |", "|---|---|---|"]
+        for row in section["largest_changes"]:
+            lines.append(f"| {row['label']} | {row['reference']:.4f} | {row['estimated']:.4f} |")
+    return lines
 
 
 def _plots(

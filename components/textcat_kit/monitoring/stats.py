@@ -184,23 +184,30 @@ def expected_accuracy(
     return Estimate(value, max(0.0, value - z * sd), min(1.0, value + z * sd))
 
 
-def _macro_f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    denom = 2 * tp + fp + fn
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1.0), np.nan)
-    return np.asarray(np.nanmean(f1, axis=-1))
-
-
 def cbpe_macro_f1(probs: np.ndarray, decided: np.ndarray) -> float:
-    """NannyML's CBPE macro-F1 (the value of :func:`expected_macro_f1`, without a band)."""
-    probs = np.asarray(probs, dtype=np.float64)
+    """CBPE macro-F1 of the 0/1 ``decided`` matrix (the value of :func:`expected_macro_f1`).
+
+    Per label, F1 of the expected confusion counts (NannyML): ``TP = sum_decided p``,
+    ``FP = sum_decided (1 - p)``, ``FN = sum_not decided p``. The average runs over the
+    labels the realised macro-F1 (:func:`realised_macro_f1`) counts, those decided or
+    present in the gold labels: a decided label always counts; a label never decided has
+    F1 0 and counts with the probability that it occurs at all, ``1 - prod(1 - p)``.
+    (Averaging over every label instead, as when all labels occur, would put an F1 of 0
+    for each label absent from a window whose mix has shifted to a few labels.)
+    """
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 0.0, 1.0)
     dec = np.asarray(decided, dtype=bool)
     if probs.shape[0] == 0:
         return float("nan")
     tp = (probs * dec).sum(axis=0)
     fp = ((1.0 - probs) * dec).sum(axis=0)
     fn = (probs * ~dec).sum(axis=0)
-    return float(_macro_f1_from_counts(tp, fp, fn))
+    f1 = _f1(tp, fp, fn)
+    with np.errstate(divide="ignore"):
+        occurs = -np.expm1(np.log1p(-np.minimum(probs, 1.0 - 1e-12)).sum(axis=0))
+    weight = np.where(dec.any(axis=0), 1.0, occurs)
+    total = float(weight.sum())
+    return float((f1 * weight).sum() / total) if total > 0 else float("nan")
 
 
 def expected_macro_f1(
@@ -214,9 +221,8 @@ def expected_macro_f1(
 ) -> Estimate:
     """CBPE macro-F1 of the 0/1 ``decided`` matrix with a simulated band.
 
-    The value is NannyML's estimator: F1 of the expected confusion counts, per label
-    ``TP = sum_decided p``, ``FP = sum_decided (1 - p)``, ``FN = sum_not decided p``,
-    averaged over labels that occur (expected count > 0). The band comes from drawing the
+    The value is :func:`cbpe_macro_f1` (NannyML's estimator, averaged over the labels the
+    realised macro-F1 counts). The band comes from drawing the
     unknown labels from the calibrated probabilities (one label per doc when exclusive,
     independent labels otherwise) ``n_draws`` times and taking the central ``level`` range
     of the realised macro-F1.
