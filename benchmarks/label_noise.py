@@ -331,9 +331,21 @@ def run_command(
     rescore: Path | None = typer.Option(
         None, help="Multi-label: score the OOF arrays an earlier --dump saved (no training)."
     ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Config override KEY=VALUE (repeatable; VALUE parsed as JSON when it is), e.g. "
+        "components.textcat.model.encoder.cache_dir=/tmp/emb for the embed config.",
+    ),
 ) -> None:
     """Inject label noise, run cv, and print precision / recall of the top-k issues."""
     overrides: dict[str, Any] = {}
+    for item in set_:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     if max_epochs is not None:
         overrides["training.max_epochs"] = max_epochs
     if dataset == "banking77":

@@ -420,6 +420,7 @@ def label_set_posteriors(
     tol: float = 1e-6,
     smoothing: float = 0.5,
     eps: float = 1e-6,
+    equal_counts: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LabelSetNoise]:
     """EM for the ``label_set`` method (module docstring).
 
@@ -453,6 +454,7 @@ def label_set_posteriors(
 
     cardinality = prior(np.bincount(counts, minlength=max_count + 1).astype(np.float64))
     n_errors = 0.01 * max(n_pos, 1.0)
+    n_added = n_errors / 2.0
     wrong = np.zeros_like(p)
     right = np.ones(n_docs)
     converged = False
@@ -460,9 +462,11 @@ def label_set_posteriors(
     add_rate = remove_rate = 0.0
     while n_iter < max_iter:
         n_iter += 1
-        # as many labels added as dropped: n_errors / 2 of each
-        add_rate = min(n_errors / 2.0 / max(n_neg, 1.0), 0.45)
-        remove_rate = min(n_errors / 2.0 / max(n_pos, 1.0), 0.45)
+        # as many labels added as dropped (equal_counts), or each estimated on its own
+        if equal_counts:
+            n_added = n_errors / 2.0
+        add_rate = min(max(n_added, 1e-6) / max(n_neg, 1.0), 0.45)
+        remove_rate = min(max(n_errors - n_added, 1e-6) / max(n_pos, 1.0), 0.45)
         channel = np.where(
             positive,
             np.log(add_rate) - np.log1p(-remove_rate),
@@ -476,6 +480,7 @@ def label_set_posteriors(
         right = np.exp(-log_z[:, 0])
         # M step: the expected number of wrong cells and of texts with each true count
         new_errors = max(float(wrong.sum()), 1e-6)
+        n_added = float((wrong * positive).sum())
         true_counts = np.bincount(counts, weights=right, minlength=max_count + 1)
         true_counts += np.bincount(
             neighbour.ravel(), weights=wrong.ravel(), minlength=max_count + 1
