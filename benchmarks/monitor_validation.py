@@ -399,7 +399,7 @@ def markdown(results: dict[str, Any], argv: list[str]) -> str:
         "",
         "### When the alert fires",
         "",
-        "| shift | share | alert rate | first figures to alert | true acc | CBPE | "
+        "| shift | share | alert rate | figures alerting most (streams) | true acc | CBPE | "
         "prior-corrected |",
         "|---|---|---|---|---|---|---|",
     ]

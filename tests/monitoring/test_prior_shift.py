@@ -190,6 +190,30 @@ def test_multilabel_prevalence_shift_is_corrected_per_label() -> None:
     assert abs(corrected - true) < 0.01 < abs(plain - true)
 
 
+def test_compare_corrects_a_multilabel_window() -> None:
+    rng = np.random.default_rng(12)
+    ref = np.array([0.3, 0.2, 0.1, 0.4, 0.25])
+
+    def window(pi: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.random((n, 5)) < pi
+        x = np.where(y, 1.0, -1.0) + rng.normal(size=y.shape)
+        return 1 / (1 + np.exp(-(2 * x + np.log(ref / (1 - ref))))), y
+
+    probs, y = window(ref, 2000)
+    profile = build_reference_profile(
+        probs, labels=list("abcde"), exclusive=False, decided=probs >= 0.5, gold=y
+    )
+    probs, y = window(np.array([0.9, 0.02, 0.6, 0.05, 0.25]), 1000)
+    decided = probs >= 0.5
+    report = compare(profile, probs, decided, MonitorSettings(n_draws=30), gold=y)
+    acc = report["figures"]["expected_accuracy"]
+    true = report["observed"]["accuracy"]
+    assert report["task"] == "multilabel" and report["prior_shift"]["status"] == "adjusted"
+    assert abs(acc["value"] - true) < 0.015 < abs(acc["unadjusted"] - true)
+    moved = {row["label"] for row in report["prior_shift"]["largest_changes"][:3]}
+    assert moved == {"a", "c", "d"}
+
+
 def _world_profile(
     world: GaussianWorld, prior: np.ndarray, n: int = 1500, with_prior: bool = True
 ) -> ReferenceProfile:
