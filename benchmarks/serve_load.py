@@ -59,7 +59,8 @@ def _server_main(argv: Sequence[str]) -> None:
     parser.add_argument("--mode", choices=["batched", "direct"], default="batched")
     parser.add_argument("--memory-zones", type=int, default=1)
     parser.add_argument("--max-batch-size", type=int, default=256)
-    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0)
+    parser.add_argument("--batch-runner", default="auto")
     args = parser.parse_args(argv)
     import uvicorn
     from fastapi.responses import Response
@@ -72,6 +73,7 @@ def _server_main(argv: Sequence[str]) -> None:
         memory_zones=bool(args.memory_zones),
         max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms,
+        batch_runner=args.batch_runner,
     )
     app = create_app(settings)
     constant = b'{"model":{"name":"x","version":"0"},"results":[]}'
@@ -641,7 +643,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--duration", type=float, default=8.0)
         p.add_argument("--rounds", type=int, default=3)
         p.add_argument("--max-batch-size", type=int, default=256)
-        p.add_argument("--max-wait-ms", type=float, default=2.0)
+        p.add_argument("--max-wait-ms", type=float, default=0.0)
         p.add_argument("--requests", type=int, default=200_000)
         p.add_argument("--warmup", type=int, default=20_000)
         p.add_argument("--examples", type=int, default=3000)

@@ -202,9 +202,16 @@ def test_murmurhash_matches_thinc_buckets() -> None:
     from textcat_kit.architectures import murmurhash3_32_uint64
 
     keys = np.array([0, 1, 2**32, 2**63 + 12345, 2**64 - 1, 987654321987654321], dtype=np.uint64)
+    expected = {
+        seed: [murmur(int(key).to_bytes(8, "little"), seed) % 2**32 for key in keys]
+        for seed in (0, 1)
+    }
     for seed in (0, 1):
-        expected = [murmur(int(key).to_bytes(8, "little"), seed) % 2**32 for key in keys]
-        assert murmurhash3_32_uint64(keys, seed).tolist() == expected
+        assert murmurhash3_32_uint64(keys, seed).tolist() == expected[seed]
+    # Per-key seeds: both hash functions in one pass (what the sparse layer does).
+    seeds = np.tile(np.array([0, 1], dtype=np.uint32), len(keys))
+    both = murmurhash3_32_uint64(np.repeat(keys, 2), seeds).tolist()
+    assert both[0::2] == expected[0] and both[1::2] == expected[1]
 
 
 @pytest.mark.parametrize("feature_values", ["count", "tfidf"])

@@ -4,7 +4,7 @@ Endpoints
 ---------
 ``POST /classify``  ``{"texts": [...]}`` -> ``{"model": {"name", "version"}, "results":
                     [{"cats": {label: p}, "labels": [...], "abstained": bool}]}``
-``GET /health``     200 once the pipeline is loaded and the batching thread runs
+``GET /health``     200 once the pipeline is loaded and the micro-batcher runs
 ``GET /metadata``   labels, task, thresholds, test metrics (meta.json)
 ``GET /metrics``    Prometheus text format (requests, latency, batch sizes, labels,
                     abstain rate, memory, and the live monitor figures)
@@ -39,7 +39,7 @@ from ..errors import ConfigError, Errors, TextcatKitError
 from ..monitoring.live import SlidingWindow
 from ..monitoring.monitor import MonitorSettings
 from ..monitoring.profile import PROFILE_FILE, ReferenceProfile, read_reference_profile
-from .batching import MicroBatcher
+from .batching import RUNNERS, MicroBatcher, Runner
 from .metrics import ServiceMetrics
 from .runtime import ClassifierRuntime
 
@@ -62,7 +62,8 @@ class ServeSettings:
 
     model: str
     max_batch_size: int = 256
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
+    batch_runner: str = "auto"
     max_texts: int = 256
     max_text_length: int = 20_000
     memory_zones: bool = True
@@ -77,6 +78,12 @@ class ServeSettings:
             ("--max-batch-size", self.max_batch_size >= 1, ">= 1", self.max_batch_size),
             ("--max-wait-ms", 0 <= self.max_wait_ms <= 10_000, "in [0, 10000]", self.max_wait_ms),
             ("--max-texts", self.max_texts >= 1, ">= 1", self.max_texts),
+            (
+                "--batch-runner",
+                self.batch_runner in ("auto", *RUNNERS),
+                f"one of auto, {', '.join(RUNNERS)}",
+                self.batch_runner,
+            ),
             ("--max-text-length", self.max_text_length >= 1, ">= 1", self.max_text_length),
             ("--warmup-docs", self.warmup_docs >= 0, ">= 0", self.warmup_docs),
             ("--monitor-window", self.monitor_window >= 10, ">= 10", self.monitor_window),
@@ -332,11 +339,20 @@ class Service:
             self._process_groups,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_ms / 1000.0,
+            runner=self.batch_runner,
         )
         self.model_json = _dumps(self.runtime.model_info)
         self.window: SlidingWindow | None = None
         self.monitor_problem: str | None = None
         self._load_profile()
+
+    @property
+    def batch_runner(self) -> Runner:
+        """Where batches run: the setting, or for ``auto`` a worker thread when the
+        pipeline computes outside the GIL and the event loop otherwise."""
+        if self.settings.batch_runner in RUNNERS:
+            return self.settings.batch_runner  # type: ignore[return-value]
+        return "thread" if self.runtime.releases_gil else "loop"
 
     def _load_profile(self) -> None:
         path = self.runtime.model_path
@@ -361,7 +377,7 @@ class Service:
         settings = MonitorSettings(min_docs=self.settings.monitor_min_docs)
         self.window = SlidingWindow(profile, self.settings.monitor_window, settings)
 
-    # -- work done in the batching thread ------------------------------------------------
+    # -- one batch (event loop or worker thread) ---------------------------------------------
     def _process_groups(self, groups: Sequence[Sequence[str]]) -> list[bytes]:
         texts = [text for group in groups for text in group]
         start = time.perf_counter()
@@ -512,6 +528,7 @@ def create_app(settings: ServeSettings, runtime: ClassifierRuntime | None = None
                     "max_text_length": settings.max_text_length,
                     "max_batch_size": settings.max_batch_size,
                     "max_wait_ms": settings.max_wait_ms,
+                    "batch_runner": service.batcher.runner,
                 },
                 "memory_zones": service.runtime.memory_zones,
                 "monitor": {

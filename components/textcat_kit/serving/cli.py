@@ -19,7 +19,15 @@ def serve_command(
     ),
     max_batch_size: int = typer.Option(256, help="Most texts gathered into one nlp.pipe batch."),
     max_wait_ms: float = typer.Option(
-        2.0, help="Longest a request waits for others to join its batch (ms)."
+        0.0,
+        help="Extra time a batch smaller than --max-batch-size waits for more requests (ms); "
+        "0: a batch is what arrived while the previous one ran.",
+    ),
+    batch_runner: str = typer.Option(
+        "auto",
+        help="Where batches run: loop (the event loop's thread; CPU-bound pipelines), thread "
+        "(a worker thread; PyTorch / ONNX pipelines, which release the GIL), auto (chosen "
+        "from the pipeline).",
     ),
     max_texts: int = typer.Option(256, help="Most texts accepted in one request."),
     max_text_length: int = typer.Option(20_000, help="Most characters accepted per text."),
@@ -55,6 +63,7 @@ def serve_command(
         model=model,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
+        batch_runner=batch_runner,
         max_texts=max_texts,
         max_text_length=max_text_length,
         memory_zones=memory_zones,

@@ -20,6 +20,7 @@ texts (e.g. the training file) outside any zone at startup.
 from __future__ import annotations
 
 import contextlib
+import operator
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ from spacy.tokens import Doc
 from ..errors import ConfigError, Errors, Warnings
 
 DECIDED = "decided_labels"
+#: Where spaCy keeps ``doc._.decided_labels`` in ``doc.user_data``.
+DECIDED_KEY = ("._.", DECIDED, None, None)
+#: Names of thinc layers that compute outside the GIL: thinc's PyTorchWrapper,
+#: spacy-transformers' transformer, textcat-kit's frozen sentence encoder (PyTorch).
+GIL_RELEASING_LAYERS = frozenset({"pytorch", "transformer", "sentence_encoder"})
 
 
 def find_classifier(nlp: Language) -> tuple[str, Any, bool]:
@@ -120,6 +126,23 @@ class ClassifierRuntime:
     def task(self) -> str:
         return "exclusive" if self.exclusive else "multilabel"
 
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the pipeline does its heavy work outside the GIL: a PyTorch layer
+        (spacy-transformers, the sentence-embedding encoder) or ONNX Runtime. The server
+        then runs batches in a worker thread, so it keeps reading requests meanwhile."""
+        from thinc.api import Model
+
+        for _name, pipe in self.nlp.pipeline:
+            if type(pipe).__module__.startswith("textcat_kit.onnx"):
+                return True
+            model = getattr(pipe, "model", None)
+            if isinstance(model, Model) and any(
+                node.name in GIL_RELEASING_LAYERS for node in model.walk()
+            ):
+                return True
+        return False
+
     def _sets_decided_labels(self) -> bool:
         """Whether the pipeline sets ``doc._.decided_labels`` (probed on one short text)."""
         if not Doc.has_extension(DECIDED):
@@ -183,34 +206,39 @@ class ClassifierRuntime:
         else:
             yield
 
-    def _decided(self, doc: Doc, probs: np.ndarray) -> list[str]:
-        decided = doc._.get(DECIDED) if Doc.has_extension(DECIDED) else None
-        if decided is not None:
-            return list(decided)
+    def _fallback_decided(self, probs: np.ndarray) -> list[str]:
+        """Decided labels of a pipeline without a decision rule (W300): the top label
+        (exclusive) or every label at 0.5 or more."""
         if self.exclusive:
             return [self.labels[int(probs.argmax())]] if probs.size else []
         return [label for label, p in zip(self.labels, probs.tolist()) if p >= 0.5]
 
     def run(self, texts: Sequence[str]) -> BatchOutput:
         """Classify ``texts`` with ``nlp.pipe`` inside one memory zone."""
-        n_labels = len(self.labels)
-        probs = np.zeros((len(texts), n_labels), dtype=np.float64)
-        cats_out: list[dict[str, float]] = []
-        decided_out: list[list[str]] = []
         labels = self.labels
+        getter = operator.itemgetter(*labels) if len(labels) > 1 else None
+        cats_out: list[dict[str, float]] = []
+        rows: list[Any] = []
+        decided_out: list[list[str] | None] = []
         with self._zone():
-            for i, doc in enumerate(self.nlp.pipe(texts, batch_size=self.batch_size)):
+            for doc in self.nlp.pipe(texts, batch_size=self.batch_size):
                 cats = doc.cats
-                if len(cats) == n_labels and list(cats) == labels:
-                    # The usual case: the classifier wrote every label, in label order.
-                    probs[i] = np.fromiter(cats.values(), dtype=np.float64, count=n_labels)
-                    cats_out.append(cats)
-                else:
-                    probs[i] = [float(cats.get(label, 0.0)) for label in labels]
-                    cats_out.append(dict(zip(labels, probs[i].tolist(), strict=True)))
-                decided_out.append(self._decided(doc, probs[i]))
+                try:
+                    row = getter(cats) if getter is not None else [cats[labels[0]]]
+                except KeyError:  # a label the classifier did not write: 0.0
+                    row = [float(cats.get(label, 0.0)) for label in labels]
+                    cats = dict(zip(labels, row, strict=True))
+                rows.append(row)
+                cats_out.append(cats)
+                # doc._.decided_labels, read without building an Underscore object.
+                decided_out.append(doc.user_data.get(DECIDED_KEY))  # type: ignore[call-overload]
+        probs = np.array(rows, dtype=np.float64).reshape(len(texts), len(labels))
+        decided = [
+            list(found) if found is not None else self._fallback_decided(probs[i])
+            for i, found in enumerate(decided_out)
+        ]
         self.docs_seen += len(texts)
-        return BatchOutput(cats=cats_out, decided=decided_out, probs=probs)
+        return BatchOutput(cats=cats_out, decided=decided, probs=probs)
 
     def decided_matrix(self, decided: Sequence[Sequence[str]]) -> np.ndarray:
         out = np.zeros((len(decided), len(self.labels)), dtype=bool)
