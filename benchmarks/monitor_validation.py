@@ -436,7 +436,6 @@ def update_docs(path: Path, results: dict[str, Any], argv: list[str]) -> None:
         raise SystemExit(f"{path} has no {START} ... {END} markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    argv = [a for a in argv]
     path.write_text(head + START + "\n" + markdown(results, argv) + END + tail, encoding="utf8")
 
 
