@@ -15,19 +15,24 @@ from typer.testing import CliRunner
 from textcat_kit.cli import app
 from textcat_kit.errors import ConfigError, DataError, OutputError
 from textcat_kit.training import (
+    MAX_BIAS_NEWTON_STEP,
     MAX_BOW_WEIGHTS,
     MAX_STEPS_BETWEEN_EVALS,
+    MIN_SGD_BATCH,
     MIN_STEPS_BETWEEN_EVALS,
     MIN_UPDATES,
     PATIENCE_EPOCHS,
     CorpusInfo,
+    bias_curvature,
     bow_hash_length,
     plan_training,
     read_corpus_info,
     select_config,
+    sgd_batch_and_rate,
     sgd_learn_rate,
     train_textcat,
     training_schedule,
+    within_dev_noise,
 )
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -129,14 +134,58 @@ def _info(label_counts: list[int], n_docs: int, multilabel: bool = False) -> Cor
 
 def test_plan_gives_a_reduced_learning_rate_proportionally_more_updates() -> None:
     config = CONFIGS / "textcat_bow.cfg"
-    balanced, _ = plan_training(_info([100] * 20, 2_000), config)
+    # 77 balanced classes (Banking77): the config's batch of 64 at rate 1.0, as written
+    many, overrides = plan_training(_info([117] * 77, 9_009), config)
+    assert many.learn_rate == 1.0 and many.batch_size == 64
+    assert "training.batcher.size.start" not in overrides
+    # a 1:8 binary set: smaller batches (each update at most one Newton step of the bias)
     skewed, overrides = plan_training(_info([1_760, 240], 2_000), config)
-    assert balanced.learn_rate == 1.0 and skewed.learn_rate is not None
-    assert skewed.learn_rate < 0.5
-    updates = skewed.max_epochs * skewed.steps_per_epoch
-    assert updates >= balanced.max_epochs * balanced.steps_per_epoch / skewed.learn_rate * 0.9
+    assert skewed.batch_size == MIN_SGD_BATCH and skewed.learn_rate is not None
+    assert skewed.learn_rate < 1.0
+    assert overrides["training.batcher.size.start"] == MIN_SGD_BATCH
+    assert overrides["training.batcher.size.stop"] == MIN_SGD_BATCH
     assert overrides["training.optimizer.learn_rate"] == skewed.learn_rate
     assert overrides["components.textcat.model.length"] == skewed.hash_length
+    # the smaller batch and lower rate get as many docs seen as 600 full batches, and more
+    docs_seen = skewed.max_epochs * skewed.steps_per_epoch * skewed.batch_size
+    assert docs_seen >= MIN_UPDATES * 64 / skewed.learn_rate * 0.9
+
+
+def test_bias_curvature_and_batch_keep_an_update_within_one_newton_step() -> None:
+    # two classes, balanced or balance-weighted: p (1 - p) = 1/4 at the balance point
+    assert bias_curvature([500, 500], 1_000) == pytest.approx(0.25)
+    assert bias_curvature([900, 100], 1_000, [1_000 / 1_800, 1_000 / 200]) == pytest.approx(0.25)
+    # unweighted 1:9: the majority's share 0.9 -> 0.09
+    assert bias_curvature([900, 100], 1_000) == pytest.approx(0.09)
+    # K balanced classes: (1/K)(1 - 1/K)
+    assert bias_curvature([10] * 77, 770) == pytest.approx(76 / 77**2)
+    for counts in ([500, 500], [900, 100], [100] * 6, [100] * 20, [117] * 77, [120, 6] * 10):
+        n = sum(counts)
+        batch, rate, reason = sgd_batch_and_rate(counts, n, 64, exclusive=True)
+        assert MIN_SGD_BATCH <= batch <= 64 and 0 < rate <= 1.0 and reason
+        assert rate * batch * bias_curvature(counts, n) <= MAX_BIAS_NEWTON_STEP + 1e-9
+    # many classes keep the config's batch and the ceiling rate; few classes shrink the batch
+    assert sgd_batch_and_rate([117] * 77, 9_009, 64, exclusive=True)[:2] == (64, 1.0)
+    assert sgd_batch_and_rate([100] * 6, 600, 64, exclusive=True)[0] == 8
+    assert sgd_batch_and_rate([100] * 20, 2_000, 64, exclusive=True)[0] == 21
+    # a batcher that cannot be resized: the rate is lowered instead
+    batch, rate, _ = sgd_batch_and_rate([100] * 6, 600, 64, exclusive=True, can_resize_batch=False)
+    assert batch == 64 and rate == pytest.approx(1 / (64 * 5 / 36))
+    # multi-label: the config's batch and the first-step rate
+    assert sgd_batch_and_rate([5, 300, 40], 1_000, 64, exclusive=False)[:2] == (
+        64,
+        pytest.approx(sgd_learn_rate([5, 300, 40], 1_000, 64, exclusive=False)[0]),
+    )
+
+
+def test_dev_noise_rule() -> None:
+    # 600 dev docs at 0.92: one standard error is ~0.011
+    close, error = within_dev_noise(0.92, 0.915, 600)
+    assert close and error == pytest.approx((0.92 * 0.08 / 600) ** 0.5)
+    assert not within_dev_noise(0.92, 0.90, 600)[0]
+    assert within_dev_noise(0.92, 0.93, 600)[0]
+    # more dev docs, a tighter band
+    assert not within_dev_noise(0.92, 0.915, 60_000)[0]
 
 
 # --- corpus and config -------------------------------------------------------------------------
@@ -213,9 +262,11 @@ def test_train_command_end_to_end(tmp_path: Path) -> None:
     )
     out = tmp_path / "training"
     result = CliRunner().invoke(
-        app, ["train", str(corpus), "--output", str(out), "--configs-dir", str(CONFIGS)]
+        app,
+        ["train", str(corpus), "--output", str(out), "--configs-dir", str(CONFIGS), "--lang", "de"],
     )
     assert result.exit_code == 0, result.output
+    assert spacy.load(out / "model-best").lang == "de"
     assert "config: " in result.output and "textcat_bow.cfg" in result.output
     assert "schedule: 240 training docs" in result.output
     for name in ("model-best", "model-last"):
@@ -229,6 +280,23 @@ def test_train_command_end_to_end(tmp_path: Path) -> None:
         summary["schedule"]["learn_rate"]
     )
     assert summary["diagnosis"]["degenerate"] is False
+    # exclusive task: the final model unless the dev set says it is worse than the peak
+    selection = summary["selection"]
+    assert selection["model"] in ("model-best", "model-last")
+    assert "model-best: " in result.output
+    if selection["model"] == "model-last":
+        assert selection["dev_score_last"] >= (
+            selection["dev_score_peak"] - selection["standard_error"]
+        )
+        # model-best now holds the final weights
+        for part in ("textcat/model", "textcat/cfg"):
+            assert (out / "model-best" / part).read_bytes() == (
+                out / "model-last" / part
+            ).read_bytes()
+    else:
+        assert selection["dev_score_last"] < (
+            selection["dev_score_peak"] - selection["standard_error"]
+        )
     length = saved["components"]["textcat"]["model"]["length"]
     assert length == summary["schedule"]["hash_length"] >= 65_536
     # a second run needs --overwrite; a directory the user made is never replaced
