@@ -10,6 +10,10 @@ every system on the same splits, and times training and inference:
   (``spacy project run encoder-assets``); the encoder runs once per text (``encode_s``,
   length-sorted batches, counted in its training time) and the vectors are cached on disk
   under ``--cache-dir`` so a re-run skips it;
+* ``transformer``: ``configs/textcat_transformer.cfg`` (or the multi-label one) fine-tuning
+  the same all-MiniLM-L6-v2 with spacy-transformers for ``--trf-epochs`` epochs, the
+  learning rate decaying linearly to 0 over exactly those epochs' steps (counted with the
+  config's own batcher); ``--trf-limit`` caps its training docs (a CPU budget, reported);
 * ``distil``: the bow student of :mod:`textcat_kit.distil` trained on the tuned embed
   pipeline's calibrated probabilities (with ``--per-class``, the rest of the training
   texts are given to it unlabelled).
@@ -41,7 +45,7 @@ import typer
 from ._common import REPO_ROOT, RESULTS_DIR, write_results
 
 DATASETS = {"banking77": "corpus/banking77", "goemotions": "corpus/goemotions"}
-SYSTEMS = ("tfidf_lr", "bow", "embed", "distil")
+SYSTEMS = ("tfidf_lr", "bow", "embed", "distil", "transformer")
 ENCODER_DIR = "assets/encoders/all-MiniLM-L6-v2"
 DOC_PATH = REPO_ROOT / "docs" / "encoders.md"
 START, END = "<!-- encoders-benchmark:start -->", "<!-- encoders-benchmark:end -->"
@@ -93,6 +97,7 @@ def configs(exclusive: bool) -> dict[str, Path]:
     return {
         "bow": REPO_ROOT / "configs" / f"{prefix}_bow.cfg",
         "embed": REPO_ROOT / "configs" / f"{prefix}_embed.cfg",
+        "transformer": REPO_ROOT / "configs" / f"{prefix}_transformer.cfg",
     }
 
 
@@ -104,19 +109,23 @@ def subset_train(corpus: Corpus, per_class: int, seed: int, out: Path) -> tuple[
 
     nlp = spacy.blank("en")
     docs = list(DocBin().from_disk(corpus.split_path("train")).get_docs(nlp.vocab))
-    rng = random.Random(seed)
-    order = list(range(len(docs)))
-    rng.shuffle(order)
+    kept = set(subset_indices([max(doc.cats, key=doc.cats.get) for doc in docs], per_class, seed))
+    DocBin(docs=[docs[i] for i in sorted(kept)], store_user_data=True).to_disk(out)
+    return out, [docs[i].text for i in range(len(docs)) if i not in kept]
+
+
+def subset_indices(first_labels: list[str], per_class: int, seed: int) -> list[int]:
+    """Indices of ``per_class`` docs per label: the first ones of a seeded shuffle."""
+    order = list(range(len(first_labels)))
+    random.Random(seed).shuffle(order)
     taken: dict[str, int] = {}
     keep: list[int] = []
     for i in order:
-        label = max(docs[i].cats, key=docs[i].cats.get)
+        label = first_labels[i]
         if taken.get(label, 0) < per_class:
             taken[label] = taken.get(label, 0) + 1
             keep.append(i)
-    kept = set(keep)
-    DocBin(docs=[docs[i] for i in sorted(kept)], store_user_data=True).to_disk(out)
-    return out, [docs[i].text for i in range(len(docs)) if i not in kept]
+    return sorted(keep)
 
 
 def spacy_train(
@@ -239,6 +248,14 @@ def run(
     reuse: bool = typer.Option(
         False, help="Keep models trained by an earlier run (and their times)"
     ),
+    trf_epochs: int = typer.Option(3, help="Fine-tuning epochs of the transformer system"),
+    trf_eval_frequency: int = typer.Option(100, help="Transformer: steps between dev evaluations"),
+    trf_learn_rate: float = typer.Option(
+        0.0, help="Transformer: peak learning rate (0: the config's)"
+    ),
+    trf_max_steps: int = typer.Option(
+        0, help="Transformer: stop after this many steps (0: all epochs; a CPU budget)"
+    ),
     seed: int = 0,
 ) -> None:
     """Train, tune, evaluate and time the systems on one dataset; write the result JSON."""
@@ -344,6 +361,44 @@ def run(
         )
         results["systems"]["embed"] = row
         save()
+    if "transformer" in wanted:
+        out = work / "transformer"
+        steps = epochs_steps(cfg["transformer"], train_path, trf_epochs)
+        if trf_max_steps:
+            steps = min(steps, trf_max_steps)
+        overrides = [
+            "--paths.transformer_name",
+            str(encoder),
+            "--training.max_epochs",
+            str(trf_epochs),
+            "--training.max_steps",
+            str(trf_max_steps),
+            "--training.patience",
+            "0",
+            "--training.eval_frequency",
+            str(trf_eval_frequency),
+            "--training.optimizer.learn_rate.total_steps",
+            str(steps),
+            "--training.optimizer.learn_rate.warmup_steps",
+            str(max(1, steps // 10)),
+        ]
+        if trf_learn_rate:
+            overrides += ["--training.optimizer.learn_rate.initial_rate", str(trf_learn_rate)]
+        train_s = spacy_train(cfg["transformer"], train_path, dev_path, out, overrides, reuse)
+        row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "transformer-tuned")
+        row.update(
+            train_s=train_s,
+            epochs=trf_epochs,
+            total_steps=steps,
+            overrides=" ".join(overrides),
+            docs_per_s=pipeline_docs_per_second(work / "transformer-tuned", test_texts, 1),
+        )
+        results["systems"]["transformer"] = row
+        command.append(
+            f"--trf-epochs {trf_epochs} --trf-max-steps {trf_max_steps} "
+            f"--trf-learn-rate {trf_learn_rate} --trf-eval-frequency {trf_eval_frequency}"
+        )
+        save()
     if "distil" in wanted:
         from textcat_kit.distil import DistilSettings, distil
 
@@ -378,6 +433,19 @@ def run(
         results["systems"]["distil"] = row
         save()
     typer.echo(json.dumps(results["systems"], indent=1, default=str))
+
+
+def epochs_steps(config: Path, train: Path, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` passes over ``train`` with the config's own batcher."""
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.util import load_config, registry
+
+    batcher_cfg = load_config(config, interpolate=True)["training"]["batcher"]
+    batcher = registry.resolve({"batcher": batcher_cfg})["batcher"]
+    docs = list(DocBin().from_disk(train).get_docs(spacy.blank("en").vocab))
+    random.Random(0).shuffle(docs)
+    return epochs * sum(1 for _ in batcher(docs))
 
 
 def read_corpus_with_train(corpus: Corpus, train_path: Path) -> Corpus:
@@ -451,11 +519,85 @@ def encode_speed(
     typer.echo(f"wrote {write_results(f'encoders_speed_{dataset}', results, command)}")
 
 
+@app.command()
+def reference(
+    dataset: str = typer.Option("banking77", help="banking77 (exclusive classes)"),
+    per_class: int = typer.Option(10, help="Training examples per label"),
+    seeds: str = typer.Option("0,1,2,3,4", help="Samples (the seeds of `run --seed`)"),
+    c_values: str = typer.Option("1,10,100", help="LogisticRegression C values"),
+    cache_dir: Path = typer.Option(Path(".cache/embeddings"), help="On-disk embedding cache"),
+    encoder: Path = typer.Option(Path(ENCODER_DIR), help="Encoder directory"),
+) -> None:
+    """The issue's reference recipe on the samples `run --per-class N --seed S` trains on.
+
+    Frozen vectors of the embed layer (mean-pooled, L2-normalised; read through its cache)
+    + scikit-learn LogisticRegression, test macro-F1 per sample: how much of a gap between
+    one sample's figure and another's is the sample.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from textcat_kit.maths import metrics
+
+    corpus = read_corpus(REPO_ROOT / DATASETS[dataset])
+    if not corpus.exclusive:
+        raise typer.BadParameter("reference: exclusive-class datasets only")
+    first = [corpus.labels[i] for i in corpus.train.gold.argmax(axis=1)]
+    vectors = cached_vectors(REPO_ROOT / encoder, (REPO_ROOT / cache_dir).resolve())
+    x_train = vectors(corpus.train.texts)
+    x_test = vectors(corpus.test.texts)
+    y_train = corpus.train.gold.argmax(axis=1)
+    n_labels = len(corpus.labels)
+    table: dict[str, dict[str, float]] = {}
+    for seed in (int(x) for x in seeds.split(",")):
+        keep = subset_indices(first, per_class, seed)
+        for c in (float(x) for x in c_values.split(",")):
+            model = LogisticRegression(C=c, max_iter=5000).fit(x_train[keep], y_train[keep])
+            decided = np.eye(n_labels)[model.predict(x_test)]
+            macro_f = metrics.prf_per_label(decided, corpus.test.gold).macro_f
+            table.setdefault(f"C={c:g}", {})[str(seed)] = macro_f
+            typer.echo(f"seed {seed} C={c:g}: test macro-F1 {macro_f:.4f}")
+    summary = {
+        name: {"mean": float(np.mean(list(row.values()))), "sd": float(np.std(list(row.values())))}
+        for name, row in table.items()
+    }
+    for name, row in summary.items():
+        typer.echo(f"{name}: mean {row['mean']:.4f} sd {row['sd']:.4f} over {len(table[name])}")
+    command = [
+        "python -m benchmarks encoders reference",
+        f"--dataset {dataset} --per-class {per_class} --seeds {seeds} --c-values {c_values}",
+    ]
+    results = {
+        "dataset": dataset,
+        "per_class": per_class,
+        "recipe": "frozen all-MiniLM-L6-v2, mean pooling, L2-normalised, "
+        "sklearn LogisticRegression",
+        "test_macro_f": table,
+        "summary": summary,
+    }
+    out = write_results(f"encoders_reference_{dataset}_{per_class}pc", results, command)
+    typer.echo(f"wrote {out}")
+
+
+def cached_vectors(encoder_dir: Path, cache_dir: Path) -> Any:
+    """A function texts -> vectors through the embed layer's on-disk cache (encodes misses)."""
+    from textcat_kit.embeddings.layers import build_sentence_encoder
+
+    layer = build_sentence_encoder(str(encoder_dir), cache_dir=str(cache_dir))
+    layer.initialize()
+    slot = layer.attrs["encoder"]
+
+    def vectors(texts: list[str]) -> np.ndarray:
+        return np.asarray(slot.cache.lookup(texts, slot.encoder.encode, slot.encoder.width))
+
+    return vectors
+
+
 NAMES = {
     "tfidf_lr": "TF-IDF + LogisticRegression (scikit-learn)",
     "bow": "bow (`textcat_bow.cfg`)",
     "embed": "embedding head (`textcat_embed.cfg`, frozen all-MiniLM-L6-v2)",
     "distil": "distilled bow (student of the embedding head)",
+    "transformer": "fine-tuned all-MiniLM-L6-v2 (`textcat_transformer.cfg`)",
 }
 
 
@@ -480,7 +622,7 @@ def report() -> None:
             "",
         ]
     for path in sorted(RESULTS_DIR.glob("encoders_*.json")):
-        if path.name.startswith("encoders_speed_"):
+        if path.name.startswith(("encoders_speed_", "encoders_reference_")):
             continue
         res = json.loads(path.read_text())
         lines += [
@@ -514,12 +656,74 @@ def report() -> None:
                 f"bow and its teacher ({rows['distil'].get('n_unlabelled', 0)} unlabelled "
                 "training texts given to the student)."
             )
+        if "transformer" in rows:
+            trf = rows["transformer"]
+            lines.append(
+                f"\nFine-tuned all-MiniLM-L6-v2: {trf['epochs']} epoch(s), "
+                f"{trf['total_steps']} steps (`{trf['overrides']}`)."
+            )
         lines.append("")
+    lines += reference_lines() + onnx_lines()
     text = DOC_PATH.read_text() if DOC_PATH.exists() else f"{START}\n{END}\n"
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     DOC_PATH.write_text(head + START + "\n" + "\n".join(lines) + END + tail)
     typer.echo(f"wrote {DOC_PATH}")
+
+
+def reference_lines() -> list[str]:
+    """The reference recipe's per-sample figures (``encoders reference``) as a table."""
+    lines: list[str] = []
+    for path in sorted(RESULTS_DIR.glob("encoders_reference_*.json")):
+        res = json.loads(path.read_text())
+        seeds = sorted({seed for row in res["test_macro_f"].values() for seed in row}, key=int)
+        lines += [
+            f"**Reference recipe on the same samples**, {res['dataset']}, {res['per_class']} "
+            f"per label ({res['recipe']}; `{res['command']}`): test macro-F1 of each sample "
+            "(sample *s* is the one `run --per-class "
+            f"{res['per_class']} --seed s` trains on).",
+            "",
+            "| C | " + " | ".join(f"sample {s}" for s in seeds) + " | mean (sd) |",
+            "|---|" + "---|" * (len(seeds) + 1),
+        ]
+        for name, row in res["test_macro_f"].items():
+            summary = res["summary"][name]
+            lines.append(
+                f"| {name[2:]} | "
+                + " | ".join(f"{row[s]:.3f}" for s in seeds)
+                + f" | {summary['mean']:.3f} ({summary['sd']:.3f}) |"
+            )
+        lines.append("")
+    return lines
+
+
+def onnx_lines() -> list[str]:
+    """The ONNX export of a real model (``onnx_int8_quality --model``) as a table."""
+    lines: list[str] = []
+    for path in sorted(RESULTS_DIR.glob("onnx_quality_*.json")):
+        res = json.loads(path.read_text())
+        lines += [
+            f"**ONNX export of `{res['model']}`**, {res['n_test']} test texts "
+            f"(`{res['command']}`; speed: {res['clock']}, {res['threads']} thread, batches of "
+            f"64 over {res['n_speed_batch64']} texts and one at a time over "
+            f"{res['n_speed_batch1']}; load average {res['machine']['load_average'][0]:.0f}):",
+            "",
+            "| pipeline | test macro-F1 | max abs. difference of doc.cats | same decision "
+            "| docs per CPU-s, batch 64 | docs per CPU-s, batch 1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, row in res["pipelines"].items():
+            lines.append(
+                f"| {name} | {row['macro_f']:.4f} | {row['max_abs_diff']:.1e} | "
+                f"{row['same_decision']:.1%} | {row['docs_per_cpu_s_batch64']:.0f} | "
+                f"{row['docs_per_cpu_s_batch1']:.0f} |"
+            )
+        lines += [
+            "",
+            f"int8 minus fp32 test macro-F1: {res['int8_minus_fp32_macro_f_points']:+.2f} points.",
+            "",
+        ]
+    return lines
 
 
 if __name__ == "__main__":

@@ -7,9 +7,19 @@ WordPiece vocabulary and a randomly initialised BERT built with
 and scores all three on the Banking77 test split (3,080 texts): accuracy, macro-F1, the
 largest |Δ doc.cats| against the torch pipeline and how often the decided label agrees.
 
+With ``--model`` it skips the training and exports a pipeline trained elsewhere (e.g. the
+fine-tuned all-MiniLM-L6-v2 of ``python -m benchmarks encoders run --systems transformer``),
+scores it on ``--test`` (a ``.spacy`` file; exclusive or multi-label), and also times the
+three pipelines side by side (interleaved rounds, best of, CPU time of this process, one
+thread each: ``nlp.pipe`` in batches of 64 and one text at a time), writing
+``benchmarks/results/onnx_quality_<name>.json`` (``python -m benchmarks encoders report``
+puts it into docs/encoders.md).
+
 Usage::
 
     python benchmarks/onnx_int8_quality.py --size 4x256 --epochs 4
+    python -m benchmarks onnx_int8_quality --model MODEL_DIR --test corpus/banking77/test.spacy \
+        --name banking77-minilm
 """
 
 from __future__ import annotations
@@ -90,8 +100,130 @@ def scores(nlp_dir: Path, texts: list[str], labels: list[str], onnx: bool) -> np
     return np.array([[doc.cats[label] for label in labels] for doc in nlp.pipe(texts)])
 
 
+def real_model(args: argparse.Namespace) -> None:
+    """Export ``args.model`` (fp32, int8), score the three pipelines on ``args.test``, time them."""
+    import spacy
+    import torch
+
+    import textcat_kit.onnx.component  # noqa: F401  (registers the factory)
+    from textcat_kit.evaluation import cats_matrix, load_gold
+    from textcat_kit.maths import metrics
+    from textcat_kit.onnx.export import Quantization, export_onnx_pipeline
+
+    from ._common import interleaved_best, write_results
+
+    torch.set_num_threads(1)
+    model_dir, work_dir = Path(args.model), Path(args.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    exports = {"onnx fp32": work_dir / "onnx-fp32", "onnx int8": work_dir / "onnx-int8"}
+    summaries = {}
+    for name, quantize in (("onnx fp32", None), ("onnx int8", Quantization.int8)):
+        if not exports[name].exists():
+            start = time.perf_counter()
+            report = export_onnx_pipeline(model_dir, exports[name], quantize=quantize)
+            summaries[name] = {
+                "export_s": time.perf_counter() - start,
+                "model_mb": report.model_bytes / 1e6,
+                "check_max_abs_diff": report.max_abs_diff,
+            }
+            print(report.summary(), flush=True)
+    onnx_threads = {"components": {}}
+    pipelines = {"spacy-transformers": spacy.load(model_dir)}
+    for name, path in exports.items():
+        textcat = next(
+            n
+            for n, c in spacy.util.load_config(path / "config.cfg")["components"].items()
+            if c.get("factory") == "textcat_kit_onnx_textcat"
+        )
+        onnx_threads["components"] = {textcat: {"num_threads": 1}}
+        pipelines[name] = spacy.load(path, config=onnx_threads)
+    reference_nlp = pipelines["spacy-transformers"]
+    gold_docs = load_gold(reference_nlp, Path(args.test))
+    texts = [doc.text for doc in gold_docs]
+    textcat_pipe = next(
+        pipe for _, pipe in reference_nlp.pipeline if hasattr(pipe, "labels") and pipe.labels
+    )
+    labels = list(textcat_pipe.labels)
+    gold = cats_matrix(gold_docs, labels)
+    exclusive = bool(np.all((gold >= 0.5).sum(axis=1) == 1))
+    probs = {
+        name: np.array([[doc.cats[label] for label in labels] for doc in nlp.pipe(texts)])
+        for name, nlp in pipelines.items()
+    }
+    reference = probs["spacy-transformers"]
+    rows: dict[str, dict[str, float]] = {}
+    for name, p in probs.items():
+        if exclusive:
+            decided = np.eye(len(labels))[p.argmax(axis=1)]
+            same = float(np.mean(p.argmax(axis=1) == reference.argmax(axis=1)))
+        else:
+            decided = metrics.decide(p, 0.5)
+            same = float(np.mean(np.all(decided == metrics.decide(reference, 0.5), axis=1)))
+        prf = metrics.prf_per_label(decided, gold)
+        rows[name] = {
+            "macro_f": prf.macro_f,
+            "micro_f": prf.micro_f,
+            "max_abs_diff": float(np.abs(p - reference).max()),
+            "same_decision": same,
+            **summaries.get(name, {}),
+        }
+    speed_texts = texts[: args.speed_texts]
+    single = texts[: max(1, args.speed_texts // 5)]
+    best = interleaved_best(
+        {
+            f"{name}|{mode}": (
+                (lambda nlp=nlp: list(nlp.pipe(speed_texts, batch_size=64)))
+                if mode == "batch64"
+                else (lambda nlp=nlp: [nlp(text) for text in single])
+            )
+            for name, nlp in pipelines.items()
+            for mode in ("batch64", "batch1")
+        },
+        rounds=args.rounds,
+    )
+    for key, seconds in best.items():
+        name, mode = key.split("|")
+        n = len(speed_texts) if mode == "batch64" else len(single)
+        rows[name][f"docs_per_cpu_s_{mode}"] = n / seconds
+    print(f"\n{args.test} ({len(texts)} texts), {model_dir}")
+    print(
+        f"{'pipeline':20s} {'macro-F1':>9s} {'max|Δcats|':>11s} {'same':>8s} "
+        f"{'b64 d/s':>8s} {'b1 d/s':>7s}"
+    )
+    for name, row in rows.items():
+        print(
+            f"{name:20s} {row['macro_f']:9.4f} {row['max_abs_diff']:11.2e} "
+            f"{row['same_decision']:8.2%} {row['docs_per_cpu_s_batch64']:8.1f} "
+            f"{row['docs_per_cpu_s_batch1']:7.1f}"
+        )
+    delta = 100 * (rows["onnx int8"]["macro_f"] - rows["onnx fp32"]["macro_f"])
+    print(f"\nint8 - fp32 macro-F1: {delta:+.2f} points")
+    command = [
+        "python -m benchmarks onnx_int8_quality",
+        f"--model {args.model} --test {args.test} --name {args.name}",
+        f"--speed-texts {args.speed_texts} --rounds {args.rounds}",
+    ]
+    results = {
+        "model": str(args.model),
+        "test": str(args.test),
+        "n_test": len(texts),
+        "n_speed_batch64": len(speed_texts),
+        "n_speed_batch1": len(single),
+        "threads": 1,
+        "clock": "process CPU time, best of interleaved rounds",
+        "int8_minus_fp32_macro_f_points": delta,
+        "pipelines": rows,
+    }
+    print(f"wrote {write_results(f'onnx_quality_{args.name}', results, command)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="A trained transformer textcat pipeline")
+    parser.add_argument("--test", default="corpus/banking77/test.spacy")
+    parser.add_argument("--name", default="model", help="Results file tag (with --model)")
+    parser.add_argument("--speed-texts", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--size", default="4x256")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--learn-rate", type=float, default=5e-4)
@@ -100,6 +232,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default="/tmp/textcat-kit-onnx-quality")
     args = parser.parse_args()
+    if args.model:
+        real_model(args)
+        return
 
     import torch
     from sklearn.metrics import accuracy_score, f1_score
