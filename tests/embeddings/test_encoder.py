@@ -84,6 +84,19 @@ def test_bytes_round_trip_without_the_source_directory(tiny_encoder: Path, tmp_p
     assert restored.fingerprint == encoder.fingerprint
 
 
+def test_fingerprint_names_the_model_not_its_path(tiny_encoder: Path, tmp_path: Path) -> None:
+    """The disk cache is keyed by the fingerprint: the same model read from another path
+    shares it; other settings (other vectors) do not."""
+    import shutil
+
+    copy = shutil.copytree(tiny_encoder, tmp_path / "elsewhere")
+    here = SentenceEncoder.from_pretrained(tiny_encoder, EncoderSettings())
+    there = SentenceEncoder.from_pretrained(copy, EncoderSettings())
+    assert here.fingerprint == there.fingerprint
+    shorter = SentenceEncoder.from_pretrained(copy, EncoderSettings(max_length=8))
+    assert shorter.fingerprint != here.fingerprint
+
+
 def test_missing_encoder_directory_is_a_coded_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[E453\].*encoder-assets"):
         SentenceEncoder.from_pretrained(tmp_path / "nowhere", EncoderSettings())

@@ -92,10 +92,15 @@ class SentenceEncoder:
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of the config, tokenizer, weights and settings (names a disk cache)."""
+        """A short hash of the config, tokenizer, weights and settings (names a disk cache).
+
+        Where the encoder was loaded from is left out (``_name_or_path`` of the config): the
+        same model read from another path, or rebuilt from a pipeline's bytes, shares the
+        cache."""
         if self._fingerprint is None:
             digest = hashlib.blake2b(digest_size=8)
             config = self.model.config.to_dict()
+            config.pop("_name_or_path", None)
             digest.update(json.dumps(config, sort_keys=True, default=str).encode("utf8"))
             digest.update(self.tokenizer.to_str().encode("utf8"))
             digest.update(repr(self.settings).encode("utf8"))
