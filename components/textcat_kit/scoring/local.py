@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from spacy.language import Language
 
 from ..errors import Warnings
+from ..runtime_gc import freeze_loaded_objects, unfreeze_objects
 from .inputs import Chunk, Fields, InputFile, Position, read_chunks
 from .progress import Progress
 from .results import OutputSpec, Scorer, result_table, table_to_jsonl
@@ -135,6 +136,8 @@ def run_local(
         n_process = 1
     pool = None
     scorer = Scorer(nlp, spec)
+    # The pipeline lives as long as the job (and is shared with the workers by fork).
+    freeze_loaded_objects()
     if n_process > 1:
         _WORKER = (scorer, spec, fmt)
         pool = multiprocessing.get_context("fork").Pool(n_process)
@@ -195,6 +198,7 @@ def run_local(
             pool.terminate()
             pool.join()
             _WORKER = None
+        unfreeze_objects()
         progress.close()
 
 

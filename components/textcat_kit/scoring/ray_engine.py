@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, Errors, OutputError
+from ..runtime_gc import freeze_loaded_objects
 from .inputs import Chunk, Fields, InputFile, Position, Reject, read_chunks
 from .results import OutputSpec, Scorer, result_table, table_to_jsonl
 from .store import PartMeta, PartStore
@@ -197,6 +198,8 @@ class RayScorer:
         self.nlp = spacy.load(model)
         self.spec = OutputSpec.from_pipeline(self.nlp, top_k=top_k, with_id=with_id)
         self.scorer = Scorer(self.nlp, self.spec)
+        # The actor holds the pipeline for its whole life: keep the collector off it.
+        freeze_loaded_objects()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import pyarrow as pa

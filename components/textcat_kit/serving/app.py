@@ -39,6 +39,7 @@ from ..errors import ConfigError, Errors, TextcatKitError
 from ..monitoring.live import SlidingWindow
 from ..monitoring.monitor import MonitorSettings
 from ..monitoring.profile import PROFILE_FILE, ReferenceProfile, read_reference_profile
+from ..runtime_gc import frozen_loaded_objects
 from .batching import RUNNERS, MicroBatcher, Runner
 from .metrics import ServiceMetrics
 from .runtime import ClassifierRuntime
@@ -440,7 +441,8 @@ def create_app(settings: ServeSettings, runtime: ClassifierRuntime | None = None
         service.batcher.start()
         state["service"] = service
         try:
-            yield
+            with frozen_loaded_objects():
+                yield
         finally:
             service.batcher.stop()
 
