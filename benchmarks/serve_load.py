@@ -19,6 +19,9 @@ Scenarios (subcommands)::
            without memory zones
     python -m benchmarks serve_load fuzz MODEL --examples 3000
         E: hypothesis-generated bodies against /classify: count of 5xx answers
+    python -m benchmarks serve_load report docs/serving.md
+        rewrite the tables between the ``<!-- serve_load SCENARIO: begin/end -->`` markers
+        of the doc from the results files
 
 Results are printed and written to ``benchmarks/results/serve_<scenario>.json`` with the
 command line that produced them.
@@ -648,10 +651,145 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--warmup", type=int, default=20_000)
         p.add_argument("--examples", type=int, default=3000)
         p.add_argument("--name", default="")
+    p = sub.add_parser("report", help="rewrite the tables of a Markdown file from the results")
+    p.add_argument("doc", type=Path, help="e.g. docs/serving.md (has the marker comments)")
     args = parser.parse_args(args_list)
+    if args.command == "report":
+        report(args.doc)
+        return
     {"throughput": throughput, "transformer": transformer, "memory": memory, "fuzz": fuzz}[
         args.command
     ](args)
+
+
+# -- docs ---------------------------------------------------------------------------------
+def _span(values: Sequence[float], fmt: str = "{:.0f}") -> str:
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _ratio(summary: dict[str, float]) -> str:
+    return f"**{summary['median']:.2f}** [{summary['min']:.2f}, {summary['max']:.2f}]"
+
+
+def _head(result: dict[str, Any]) -> str:
+    load = result.get("machine", {}).get("load_average", [None])[0]
+    where = f", load average {load:.1f} at the end" if load is not None else ""
+    return f"`{result.get('command', '')}` ({result.get('when', '')}{where}):"
+
+
+def render_throughput(r: dict[str, Any]) -> str:
+    rounds = r["rounds"]
+
+    def col(key: str) -> list[float]:
+        return [x[key] for x in rounds]
+
+    lat = "p50 {} ms, p99 {} ms"
+    rows = [
+        ("in-process `nlp.pipe`", f"{_span(col('in_process_docs_per_s'))} docs/s", ""),
+        (
+            "A: 8 clients × 64 texts, server",
+            f"{_span(col('A_server_docs_per_s'))} docs/s, "
+            + lat.format(_span(col("A_p50_ms")), _span(col("A_p99_ms"))),
+            "",
+        ),
+        ("A ÷ in-process, wall clock", "", _ratio(r["A_ratio"])),
+        ("A ÷ in-process, docs per CPU-second", "", _ratio(r["A_cpu_ratio"])),
+        (
+            "constant endpoint, 32 clients",
+            f"{_span(col('constant_requests_per_s'))} req/s, "
+            + lat.format(_span(col("constant_p50_ms")), _span(col("constant_p99_ms"))),
+            "",
+        ),
+        (
+            "B: 32 clients × 1 text, server",
+            f"{_span(col('B_requests_per_s'))} req/s, "
+            + lat.format(_span(col("B_p50_ms")), _span(col("B_p99_ms"))),
+            "",
+        ),
+        ("B ÷ constant, wall clock", "", _ratio(r["B_ratio"])),
+        ("B ÷ constant, requests per CPU-second", "", _ratio(r["B_cpu_ratio"])),
+    ]
+    lines = [_head(r), "", "| | per round | median [min, max] |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def render_transformer(r: dict[str, Any]) -> str:
+    lines = [
+        _head(r),
+        "",
+        "| round | per-request req/s (p50 / p99 ms) | micro-batched req/s (p50 / p99 ms) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for x in r["rounds"]:
+        lines.append(
+            f"| {x['round']} | {x['per_request_requests_per_s']:.0f} "
+            f"({x['per_request_p50_ms']:.0f} / {x['per_request_p99_ms']:.0f}) | "
+            f"{x['batched_requests_per_s']:.0f} ({x['batched_p50_ms']:.0f} / "
+            f"{x['batched_p99_ms']:.0f}) | {x['ratio']:.2f} |"
+        )
+    lines += ["", f"Micro-batched ÷ per-request: {_ratio(r['ratio'])}."]
+    return "\n".join(lines)
+
+
+def render_memory(r: dict[str, Any]) -> str:
+    lines = [
+        _head(r),
+        "",
+        "| | RSS after warm-up | at the end | growth | requests/s |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("with_memory_zones", "memory zones (default)"),
+        ("without_memory_zones", "`--no-memory-zones`"),
+    ):
+        x = r.get(key)
+        if not x:
+            continue
+        n = x["samples"][-1][0] if x.get("samples") else r["requests"]
+        lines.append(
+            f"| {label} | {x['rss_after_warmup_mib']:.1f} MiB | {x['rss_end_mib']:.1f} MiB "
+            f"after {n:,} requests | **{100 * x['growth']:+.1f} %** | {x['requests_per_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def render_fuzz(r: dict[str, Any]) -> str:
+    counts = ", ".join(f"{k} × {v}" for k, v in sorted(r["status_counts"].items()))
+    healthy = "healthy afterwards" if r.get("healthy_after") else "NOT healthy afterwards"
+    return (
+        f"{_head(r)} statuses {counts}; **{r['server_errors']} server errors**; server {healthy}."
+    )
+
+
+RENDERERS = {
+    "throughput": render_throughput,
+    "transformer": render_transformer,
+    "memory": render_memory,
+    "fuzz": render_fuzz,
+}
+
+
+def report(doc: Path) -> None:
+    """Rewrite the text between ``<!-- serve_load SCENARIO: begin -->`` and ``... end -->``
+    in ``doc`` from ``benchmarks/results/serve_SCENARIO.json``."""
+    from ._common import RESULTS_DIR
+
+    text = doc.read_text(encoding="utf8")
+    for scenario, render in RENDERERS.items():
+        begin = f"<!-- serve_load {scenario}: begin -->"
+        end = f"<!-- serve_load {scenario}: end -->"
+        head, found, rest = text.partition(begin)
+        if not found:
+            continue
+        _, found_end, tail = rest.partition(end)
+        if not found_end:
+            raise SystemExit(f"{doc}: {begin} without {end}")
+        result = json.loads((RESULTS_DIR / f"serve_{scenario}.json").read_text(encoding="utf8"))
+        text = f"{head}{begin}\n{render(result)}\n{end}{tail}"
+        print(f"{doc}: {scenario} table from serve_{scenario}.json")
+    doc.write_text(text, encoding="utf8")
 
 
 if __name__ == "__main__":
