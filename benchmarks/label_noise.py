@@ -266,6 +266,7 @@ def run_multilabel(
         np.save(dump / "toggled.npy", toggled_model, allow_pickle=False)
         np.save(dump / "removed.npy", removed, allow_pickle=False)
     cv_summary = {
+        "command": " ".join(_command_line()),
         "calibration": noisy.calibration,
         "macro_f": noisy.report["summary"]["macro_f"],
         "cv_seconds": round(time.perf_counter() - start, 1),
@@ -297,6 +298,8 @@ def rescore_multilabel(dump: Path, positive: np.ndarray, toggled: np.ndarray) ->
     if len(arrays["toggled"]) != len(toggled) or arrays["oof"].shape != positive.shape:
         raise typer.BadParameter(f"{dump} was dumped from another corpus, seed or fraction")
     summary = json.loads((dump / "cv_summary.json").read_text())
+    if "command" in summary:  # the run that trained the folds and dumped the arrays
+        summary["dumped_by"] = summary.pop("command")
     removed = arrays["removed"]
     scores = score_multilabel(arrays["oof"], arrays["noisy_gold"], arrays["toggled"], removed)
     return {
