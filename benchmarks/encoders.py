@@ -35,6 +35,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,8 @@ def subset_train(corpus: Corpus, per_class: int, seed: int, out: Path) -> tuple[
 
     nlp = spacy.blank("en")
     docs = list(DocBin().from_disk(corpus.split_path("train")).get_docs(nlp.vocab))
-    kept = set(subset_indices([max(doc.cats, key=doc.cats.get) for doc in docs], per_class, seed))
+    first = [max(doc.cats.items(), key=lambda item: item[1])[0] for doc in docs]
+    kept = set(subset_indices(first, per_class, seed))
     DocBin(docs=[docs[i] for i in sorted(kept)], store_user_data=True).to_disk(out)
     return out, [docs[i].text for i in range(len(docs)) if i not in kept]
 
@@ -305,8 +307,13 @@ def run(
         texts = {"train": corpus.train.texts, "dev": corpus.dev.texts, "test": test_texts}
         gold = {"train": corpus.train.gold, "dev": corpus.dev.gold, "test": corpus.test.gold}
         probs, _, train_s, speed = _tfidf_lr(
-            None, work, texts, gold, corpus.labels, corpus.exclusive
-        )  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            work,
+            texts,
+            gold,
+            corpus.labels,
+            corpus.exclusive,
+        )
         results["systems"]["tfidf_lr"] = {
             "train_s": train_s,
             "docs_per_s": speed,
@@ -497,20 +504,21 @@ def encode_speed(
         for start in range(0, len(texts), 128):
             model.encode(texts[start : start + 128])  # one batch each: no sorting across
 
-    runs = {"length_sorted": lambda: model.encode(texts), "input_order": unsorted}
+    runs: dict[str, Callable[[], object]] = {
+        "length_sorted": lambda: model.encode(texts),
+        "input_order": unsorted,
+    }
     if pipeline is not None:
         nlp = spacy.load(pipeline)
-        for node in nlp.get_pipe("textcat").model.walk():
+        textcat: Any = nlp.get_pipe("textcat")
+        for node in textcat.model.walk():
             if node.name == "sentence_encoder":
                 node.attrs["encoder"].cache = EmbeddingCache(0)
         runs["pipeline"] = lambda: list(nlp.pipe(texts, batch_size=256))
     best = interleaved_best(runs, rounds=rounds)
-    results = {
-        "dataset": dataset,
-        "n_texts": len(texts),
-        "texts_per_s": {name: len(texts) / seconds for name, seconds in best.items()},
-    }
-    for name, rate in results["texts_per_s"].items():
+    rates = {name: len(texts) / seconds for name, seconds in best.items()}
+    results = {"dataset": dataset, "n_texts": len(texts), "texts_per_s": rates}
+    for name, rate in rates.items():
         typer.echo(f"{name:14s} {rate:8.1f} texts/s")
     command = [
         "python -m benchmarks encoders encode-speed",

@@ -30,7 +30,9 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +129,7 @@ def real_model(args: argparse.Namespace) -> None:
                 "check_max_abs_diff": report.max_abs_diff,
             }
             print(report.summary(), flush=True)
-    onnx_threads = {"components": {}}
+    onnx_threads: dict[str, Any] = {"components": {}}
     pipelines = {"spacy-transformers": spacy.load(model_dir)}
     for name, path in exports.items():
         textcat = next(
@@ -169,16 +171,19 @@ def real_model(args: argparse.Namespace) -> None:
         }
     speed_texts = texts[: args.speed_texts]
     single = texts[: max(1, args.speed_texts // 5)]
+
+    def batched(nlp: Any) -> Callable[[], object]:
+        return lambda: list(nlp.pipe(speed_texts, batch_size=64))
+
+    def one_by_one(nlp: Any) -> Callable[[], object]:
+        return lambda: [nlp(text) for text in single]
+
+    runs: dict[str, Callable[[], object]] = {}
+    for name, nlp in pipelines.items():
+        runs[f"{name}|batch64"] = batched(nlp)
+        runs[f"{name}|batch1"] = one_by_one(nlp)
     best = interleaved_best(
-        {
-            f"{name}|{mode}": (
-                (lambda nlp=nlp: list(nlp.pipe(speed_texts, batch_size=64)))
-                if mode == "batch64"
-                else (lambda nlp=nlp: [nlp(text) for text in single])
-            )
-            for name, nlp in pipelines.items()
-            for mode in ("batch64", "batch1")
-        },
+        runs,
         rounds=args.rounds,
     )
     for key, seconds in best.items():
