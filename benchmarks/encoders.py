@@ -603,10 +603,10 @@ def cached_vectors(encoder_dir: Path, cache_dir: Path) -> Any:
 
 NAMES = {
     "tfidf_lr": "TF-IDF + LogisticRegression (scikit-learn)",
-    "bow": "bow (`textcat_bow.cfg`)",
-    "embed": "embedding head (`textcat_embed.cfg`, frozen all-MiniLM-L6-v2)",
+    "bow": "bow (`textcat[_multilabel]_bow.cfg`)",
+    "embed": "embedding head (`textcat[_multilabel]_embed.cfg`, frozen all-MiniLM-L6-v2)",
     "distil": "distilled bow (student of the embedding head)",
-    "transformer": "fine-tuned all-MiniLM-L6-v2 (`textcat_transformer.cfg`)",
+    "transformer": "fine-tuned all-MiniLM-L6-v2 (`textcat[_multilabel]_transformer.cfg`)",
 }
 
 
