@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -60,11 +61,16 @@ def test_custom_workflow_with_the_transformer_variant(tmp_path: Path) -> None:
         tmp_path / "encoder", [row["message"] for row in rows], vocab_size=200
     )
 
+    path = os.environ.get("PATH", "")
     command = [sys.executable, "-m", "spacy", "project", "run", "custom", str(project)]
     command += ["--vars.dataset", "tickets", "--vars.train_file", str(data)]
     command += ["--vars.text_field", "message", "--vars.label_field", "topic"]
     command += ["--vars.variant", "transformer", "--vars.encoder", str(encoder)]
-    result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=1500)
+    # The project's commands call `python` and `textcat-kit`: the ones of this interpreter.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), path]))
+    result = subprocess.run(
+        command, cwd=project, capture_output=True, text=True, timeout=1500, env=env
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     model = project / "training" / "tickets-transformer" / "model-tuned"
