@@ -710,7 +710,11 @@ def render_throughput(r: dict[str, Any]) -> str:
         ("B ÷ constant, wall clock", "", _ratio(r["B_ratio"])),
         ("B ÷ constant, requests per CPU-second", "", _ratio(r["B_cpu_ratio"])),
     ]
-    lines = [_head(r), "", "| | per round | median [min, max] |", "|---|---|---|"]
+    loads = [x["loadavg"] for x in rounds if x.get("loadavg") is not None]
+    head = _head(r)
+    if loads:
+        head = head[:-2] + f", load average {_span(loads, '{:.1f}')} during the rounds):"
+    lines = [head, "", "| | per round | median [min, max] |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
