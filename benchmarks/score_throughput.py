@@ -112,17 +112,25 @@ def time_score(
 
 
 def peak_rss_mb(model: str, source: Path, out: Path) -> tuple[float, float]:
-    """Peak RSS (MB) and wall seconds of ``textcat-kit score`` in a fresh child process
-    (the child reports its own ``ru_maxrss``: RUSAGE_CHILDREN would be the largest of all
-    children so far, forked workers of the big benchmark process included)."""
+    """Peak RSS (MB) and wall seconds of ``textcat-kit score`` in a fresh child process.
+
+    The child reports its own ``VmHWM`` (the peak RSS of its address space since ``exec``).
+    Not ``ru_maxrss``: Linux keeps that across fork and exec, so a child of this (large)
+    benchmark process would report the parent's size; nor RUSAGE_CHILDREN, the largest of
+    all children so far."""
     if out.exists():
         out.unlink()
     start = time.perf_counter()
     code = (
-        "import resource; from textcat_kit.cli import main; "
+        "from textcat_kit.cli import main; "
         f"main(['score', {model!r}, {str(source)!r}, {str(out)!r}, '--no-progress', "
-        "'--overwrite']); "
-        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "'--overwrite'])"
+    )
+    code = (
+        f"import sys; sys.argv = ['textcat-kit']\ntry:\n    {code}\nexcept SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "print('PEAK_RSS_KB', int(hwm.split()[1]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
