@@ -1,0 +1,80 @@
+"""The encoders benchmark's own logic: few-shot samples, step counts, rendered tables."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import spacy
+from benchmarks import encoders
+from spacy.tokens import DocBin
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_subset_indices_takes_n_per_label_and_is_seeded() -> None:
+    labels = ["a"] * 30 + ["b"] * 5 + ["c"] * 12
+    keep = encoders.subset_indices(labels, 10, seed=0)
+    assert Counter(labels[i] for i in keep) == {"a": 10, "b": 5, "c": 10}
+    assert keep == sorted(keep)
+    assert keep == encoders.subset_indices(labels, 10, seed=0)
+    assert keep != encoders.subset_indices(labels, 10, seed=1)
+
+
+def test_epochs_steps_counts_the_configs_batches(tmp_path: Path) -> None:
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(f"short text number {i}") for i in range(300)]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    config = REPO_ROOT / "configs" / "textcat_transformer.cfg"
+    one = encoders.epochs_steps(config, tmp_path / "train.spacy", 1)
+    # 300 docs of 4 tokens in batches of at most 500 padded tokens: about 125 per batch
+    assert 2 <= one <= 6
+    assert encoders.epochs_steps(config, tmp_path / "train.spacy", 3) == 3 * one
+
+
+def test_report_renders_reference_and_onnx_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encoders, "RESULTS_DIR", tmp_path)
+    (tmp_path / "encoders_reference_toy_10pc.json").write_text(
+        json.dumps(
+            {
+                "command": "python -m benchmarks encoders reference",
+                "dataset": "toy",
+                "per_class": 10,
+                "recipe": "LR",
+                "test_macro_f": {"C=10": {"0": 0.8, "1": 0.9}},
+                "summary": {"C=10": {"mean": 0.85, "sd": 0.05}},
+            }
+        )
+    )
+    row = {
+        "macro_f": 0.5,
+        "max_abs_diff": 0.0,
+        "same_decision": 1.0,
+        "docs_per_cpu_s_batch64": 100.0,
+        "docs_per_cpu_s_batch1": 50.0,
+    }
+    (tmp_path / "onnx_quality_toy.json").write_text(
+        json.dumps(
+            {
+                "command": "python -m benchmarks onnx_int8_quality --model m",
+                "machine": {"load_average": [1.0, 1.0, 1.0]},
+                "model": "m",
+                "n_test": 2,
+                "clock": "process CPU time",
+                "threads": 1,
+                "n_speed_batch64": 2,
+                "n_speed_batch1": 1,
+                "int8_minus_fp32_macro_f_points": -0.25,
+                "pipelines": {"onnx fp32": row, "onnx int8": {**row, "macro_f": 0.4975}},
+            }
+        )
+    )
+    reference = "\n".join(encoders.reference_lines())
+    assert "| 10 | 0.800 | 0.900 | 0.850 (0.050) |" in reference
+    onnx = "\n".join(encoders.onnx_lines())
+    assert "| onnx int8 | 0.4975 |" in onnx
+    assert "-0.25 points" in onnx
