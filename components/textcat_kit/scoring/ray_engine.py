@@ -40,7 +40,7 @@ IO_CPUS = 0.5
 #: Records per Ray block, in ``--batch-size`` batches. Every block is one call of a scoring
 #: actor and one write; blocks of one batch made Ray's per-block costs (scheduling, object
 #: store, one part file per block) a third of the job on small machines.
-BATCHES_PER_BLOCK = 20
+BATCHES_PER_BLOCK = 50
 INTERNAL = ("_file", "_shard", "_stop", "_line", "_reason", "_detail")
 
 
