@@ -154,12 +154,17 @@ STAGE_NAMES = {
 def render(result: dict[str, Any], source: str) -> str:
     """The figures section of docs/batch-scoring.md from one benchmark result."""
     n = result["n_texts"]
+    machine = result.get("machine", {})
+    load = machine.get("load_average")
+    where = f"{machine.get('cpus', '?')} CPU cores"
+    if load:
+        where += f", load average {load[0]:.1f} at the end of the run"
     lines = [
         f"Regenerate with `{result.get('command', 'python -m benchmarks score_throughput')}` "
-        f"(figures from `{source}`). {n:,} short Banking77 texts in one Parquet file, Parquet "
-        "output with all 77 probabilities, the tuned bag-of-words pipeline. Measured on the "
-        "shared 2-core machine while other jobs ran: compare the ratios within a round (stages "
-        "interleaved), not absolute speeds.",
+        f"(figures from `{source}`; {result.get('when', '')}, {where}). {n:,} short Banking77 "
+        "texts in one Parquet file, Parquet output with all 77 probabilities, the tuned "
+        "bag-of-words pipeline. The stages of a round run one after the other: compare the "
+        "ratios within a round; absolute speeds move with other load on the machine.",
         "",
     ]
     if any(stage in figures for figures in result["rounds"] for stage in STAGE_NAMES):
