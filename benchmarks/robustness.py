@@ -548,12 +548,44 @@ def run_tfidf_lr(task: Task) -> dict[str, Any]:
 # --- why a fixed learning rate collapses a skewed binary task ----------------------------------
 
 
+def _initialized_bow(task: Any, length: int, loss: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+    """A blank English pipeline with the exclusive tfidf bow classifier of
+    configs/textcat_bow.cfg (``length`` buckets, ``loss``), initialised on ``task.train``;
+    returns (nlp, the classifier, the training examples)."""
+    import spacy
+    from spacy.training import Example as SpacyExample
+
+    nlp = spacy.blank("en")
+    textcat = nlp.add_pipe(
+        "textcat_kit_textcat",
+        name="textcat",
+        config={
+            "model": {
+                "@architectures": "textcat_kit.TextCatBOW.v1",
+                "exclusive_classes": True,
+                "ngram_size": 2,
+                "no_output_layer": False,
+                "length": length,
+                "attr": "LOWER",
+                "feature_values": "tfidf",
+            },
+            "loss": loss,
+        },
+    )
+    examples = [
+        SpacyExample.from_dict(
+            nlp.make_doc(text), {"cats": {lb: float(lb in labels) for lb in task.labels}}
+        )
+        for text, labels in task.train
+    ]
+    nlp.initialize(lambda: examples)
+    return nlp, textcat, examples
+
+
 def why_collapse(args: argparse.Namespace) -> None:
     """Train the exclusive bow config on b77-binary (seed 0) at learning rate 1.0 and at the
     rate ``textcat-kit train`` computes, with the unweighted loss, printing the two biases
     after the first updates and the share of dev docs predicted positive after each epoch."""
-    import spacy
-    from spacy.training import Example as SpacyExample
     from thinc.api import SGD
 
     from textcat_kit.training import sgd_learn_rate
@@ -568,30 +600,8 @@ def why_collapse(args: argparse.Namespace) -> None:
     counts = gold_matrix(task.train, task.labels).sum(axis=0)
     auto_rate, reason = sgd_learn_rate(counts, len(task.train), 64, exclusive=True)
     for rate in (1.0, auto_rate):
-        nlp = spacy.blank("en")
-        textcat = nlp.add_pipe(
-            "textcat_kit_textcat",
-            name="textcat",
-            config={
-                "model": {
-                    "@architectures": "textcat_kit.TextCatBOW.v1",
-                    "exclusive_classes": True,
-                    "ngram_size": 2,
-                    "no_output_layer": False,
-                    "length": 65536,
-                    "attr": "LOWER",
-                    "feature_values": "tfidf",
-                },
-                "loss": {"@misc": "textcat_kit.CrossEntropyLoss.v1"},
-            },
-        )
-        examples = [
-            SpacyExample.from_dict(
-                nlp.make_doc(text), {"cats": {lb: float(lb in labels) for lb in task.labels}}
-            )
-            for text, labels in task.train
-        ]
-        nlp.initialize(lambda examples=examples: examples)
+        loss = {"@misc": "textcat_kit.CrossEntropyLoss.v1"}
+        nlp, textcat, examples = _initialized_bow(task, 65536, loss)
         # as in configs/textcat_bow.cfg: no gradient clipping, no L2
         optimizer = SGD(rate, use_averages=True, L2=0.0, grad_clip=0.0, L2_is_weight_decay=True)
         linear = next(n for n in textcat.model.walk() if n.name.startswith("sparse_linear"))
@@ -626,7 +636,6 @@ def why_few_classes(args: argparse.Namespace) -> None:
     printing per epoch the largest move of a class's bias in one update and the dev / test
     macro-F1 of the averaged parameters."""
     import spacy
-    from spacy.training import Example as SpacyExample
     from thinc.api import SGD
 
     from textcat_kit.maths.losses import balanced_class_weights
@@ -672,30 +681,8 @@ def why_few_classes(args: argparse.Namespace) -> None:
         (batch, rate),
     ]
     for size, lr in settings:
-        nlp = spacy.blank("en")
-        textcat = nlp.add_pipe(
-            "textcat_kit_textcat",
-            name="textcat",
-            config={
-                "model": {
-                    "@architectures": "textcat_kit.TextCatBOW.v1",
-                    "exclusive_classes": True,
-                    "ngram_size": 2,
-                    "no_output_layer": False,
-                    "length": length,
-                    "attr": "LOWER",
-                    "feature_values": "tfidf",
-                },
-                "loss": {"@misc": "textcat_kit.ClassWeightedLoss.v1", "weights": "balanced"},
-            },
-        )
-        examples = [
-            SpacyExample.from_dict(
-                nlp.make_doc(text), {"cats": {lb: float(lb in labels) for lb in task.labels}}
-            )
-            for text, labels in task.train
-        ]
-        nlp.initialize(lambda examples=examples: examples)
+        loss = {"@misc": "textcat_kit.ClassWeightedLoss.v1", "weights": "balanced"}
+        nlp, textcat, examples = _initialized_bow(task, length, loss)
         optimizer = SGD(lr, use_averages=True, L2=0.0, grad_clip=0.0, L2_is_weight_decay=True)
         linear = next(m for m in textcat.model.walk() if m.name.startswith("sparse_linear"))
         say(

@@ -111,6 +111,19 @@ def time_score(
     )
 
 
+def stage_ratios(figures: dict[str, Any]) -> dict[str, float]:
+    """The wall-clock (and for ``nlp_pipe``, CPU) ratios between the stages of one round."""
+    ratios = {}
+    if "nlp_pipe" in figures and "score_1" in figures:
+        pipe, one = figures["nlp_pipe"], figures["score_1"]
+        ratios["score_1/nlp_pipe wall"] = pipe["wall_s"] / one["wall_s"]
+        ratios["score_1/nlp_pipe cpu"] = pipe["cpu_s"] / one["cpu_s"]
+    for multi in ("score_2", "ray_2"):
+        if multi in figures and "score_1" in figures:
+            ratios[f"{multi}/score_1"] = figures["score_1"]["wall_s"] / figures[multi]["wall_s"]
+    return ratios
+
+
 def peak_rss_mb(model: str, source: Path, out: Path) -> tuple[float, float]:
     """Peak RSS (MB) and wall seconds of ``textcat-kit score`` in a fresh child process.
 
@@ -264,18 +277,7 @@ def parse_log(text: str, n_texts: int) -> dict[str, Any]:
             "texts_per_s": float(match[5].replace(",", "")),
         }
     for figures in rounds.values():
-        ratios = {}
-        if "nlp_pipe" in figures and "score_1" in figures:
-            ratios["score_1/nlp_pipe wall"] = (
-                figures["nlp_pipe"]["wall_s"] / figures["score_1"]["wall_s"]
-            )
-            ratios["score_1/nlp_pipe cpu"] = (
-                figures["nlp_pipe"]["cpu_s"] / figures["score_1"]["cpu_s"]
-            )
-        for multi in ("score_2", "ray_2"):
-            if multi in figures and "score_1" in figures:
-                ratios[f"{multi}/score_1"] = figures["score_1"]["wall_s"] / figures[multi]["wall_s"]
-        figures["ratios"] = ratios
+        figures["ratios"] = stage_ratios(figures)
     identical = re.search(r"^outputs identical across [^:]+: (True|False)", text, re.M)
     command = re.search(r"^# command: (.+)$", text, re.M)
     rss = re.search(r"([\d,]+) texts (\d+) MB \(\d+ s\); ([\d,]+) texts (\d+) MB", text)
@@ -385,17 +387,7 @@ def run(
                 f"{done['cpu_s']:.1f} s cpu, {done['texts_per_s']:,.0f} texts/s",
                 flush=True,
             )
-        ratios = {}
-        if "nlp_pipe" in figures and "score_1" in figures:
-            ratios["score_1/nlp_pipe wall"] = (
-                figures["nlp_pipe"]["wall_s"] / figures["score_1"]["wall_s"]
-            )
-            ratios["score_1/nlp_pipe cpu"] = (
-                figures["nlp_pipe"]["cpu_s"] / figures["score_1"]["cpu_s"]
-            )
-        for multi in ("score_2", "ray_2"):
-            if multi in figures and "score_1" in figures:
-                ratios[f"{multi}/score_1"] = figures["score_1"]["wall_s"] / figures[multi]["wall_s"]
+        ratios = stage_ratios(figures)
         if "score_2" in figures and "score_1" in figures and figures["score_2"]["children_cpu_s"]:
             # What two idle cores would give: the work of the parent and both workers spread
             # over two cores, against one process's CPU time (an upper bound on the speed-up).
