@@ -64,6 +64,8 @@ def test_one_and_two_processes_equal_nlp_pipe(
 ) -> None:
     # past the first 100 texts every batch runs in a memory zone: the same results
     monkeypatch.setattr("textcat_kit.scoring.results.WARMUP_TEXTS", 100)
+    # a Parquet row group, not a shard, is what commit and assembly hold in memory
+    monkeypatch.setattr("textcat_kit.scoring.store.ROW_GROUP_ROWS", 40)
     texts = corpus_texts(banking_small, 700)
     inputs = write_inputs(tmp_path, texts)
     outputs = {}
@@ -85,6 +87,9 @@ def test_one_and_two_processes_equal_nlp_pipe(
             "undecodable text",
         }
         assert not (tmp_path / f"out{n_process}.parquet.parts").exists()
+        metadata = pq.ParquetFile(out).metadata
+        groups = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+        assert max(groups) <= 40 and sum(groups) == len(texts)
         outputs[n_process] = pq.read_table(out)
     assert outputs[1].equals(outputs[2])
     table = outputs[1]
