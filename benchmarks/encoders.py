@@ -258,6 +258,11 @@ def run(
     trf_max_steps: int = typer.Option(
         0, help="Transformer: stop after this many steps (0: all epochs; a CPU budget)"
     ),
+    trf_threads: int = typer.Option(
+        0,
+        help="Transformer: torch threads for training, tuning and timing it (0: torch's "
+        "default; on shared cores 1 is faster, see docs/encoders.md)",
+    ),
     seed: int = 0,
 ) -> None:
     """Train, tune, evaluate and time the systems on one dataset; write the result JSON."""
@@ -369,28 +374,21 @@ def run(
         results["systems"]["embed"] = row
         save()
     if "transformer" in wanted:
+        from textcat_kit.embeddings.threads import set_threads
+
         out = work / "transformer"
-        steps = epochs_steps(cfg["transformer"], train_path, trf_epochs)
-        if trf_max_steps:
-            steps = min(steps, trf_max_steps)
-        overrides = [
-            "--paths.transformer_name",
-            str(encoder),
-            "--training.max_epochs",
-            str(trf_epochs),
-            "--training.max_steps",
-            str(trf_max_steps),
-            "--training.patience",
-            "0",
-            "--training.eval_frequency",
-            str(trf_eval_frequency),
-            "--training.optimizer.learn_rate.total_steps",
-            str(steps),
-            "--training.optimizer.learn_rate.warmup_steps",
-            str(max(1, steps // 10)),
-        ]
-        if trf_learn_rate:
-            overrides += ["--training.optimizer.learn_rate.initial_rate", str(trf_learn_rate)]
+        overrides, steps = transformer_overrides(
+            cfg["transformer"],
+            train_path,
+            encoder,
+            epochs=trf_epochs,
+            max_steps=trf_max_steps,
+            eval_frequency=trf_eval_frequency,
+            learn_rate=trf_learn_rate,
+            threads=trf_threads,
+        )
+        if trf_threads:
+            set_threads(trf_threads)  # tuning and the docs/s below run in this process
         train_s = spacy_train(cfg["transformer"], train_path, dev_path, out, overrides, reuse)
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "transformer-tuned")
         row.update(
@@ -405,6 +403,7 @@ def run(
         command.append(
             f"--trf-epochs {trf_epochs} --trf-max-steps {trf_max_steps} "
             f"--trf-learn-rate {trf_learn_rate} --trf-eval-frequency {trf_eval_frequency}"
+            f" --trf-threads {trf_threads}"
         )
         save()
     if "distil" in wanted:
@@ -441,6 +440,45 @@ def run(
         results["systems"]["distil"] = row
         save()
     typer.echo(json.dumps(results["systems"], indent=1, default=str))
+
+
+def transformer_overrides(
+    config: Path,
+    train: Path,
+    encoder: Path,
+    *,
+    epochs: int,
+    max_steps: int,
+    eval_frequency: int,
+    learn_rate: float,
+    threads: int,
+) -> tuple[list[str], int]:
+    """``spacy train`` overrides of the transformer system and its number of optimizer steps:
+    warm-up over the first 10% of the steps, then a linear decay to 0 at the last one."""
+    steps = epochs_steps(config, train, epochs)
+    if max_steps:
+        steps = min(steps, max_steps)
+    overrides = [
+        "--paths.transformer_name",
+        str(encoder),
+        "--training.max_epochs",
+        str(epochs),
+        "--training.max_steps",
+        str(max_steps),
+        "--training.patience",
+        "0",
+        "--training.eval_frequency",
+        str(eval_frequency),
+        "--training.optimizer.learn_rate.total_steps",
+        str(steps),
+        "--training.optimizer.learn_rate.warmup_steps",
+        str(max(1, steps // 10)),
+    ]
+    if learn_rate:
+        overrides += ["--training.optimizer.learn_rate.initial_rate", str(learn_rate)]
+    if threads:
+        overrides += ["--initialize.before_init.threads", str(threads)]
+    return overrides, steps
 
 
 def epochs_steps(config: Path, train: Path, epochs: int) -> int:

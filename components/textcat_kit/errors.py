@@ -746,6 +746,22 @@ class Errors:
         "[E414] push-issues: pass --project-id (an existing review project) or --project-title "
         "(used if a project has that title, created otherwise)."
     )
+    E415 = (
+        "[E415] pooling out-of-fold probabilities: {detail}. Every member must score the same "
+        "docs and labels (one (n_docs, n_labels) matrix per config of one cv run)."
+    )
+    E416 = (
+        "[E416] cv: {config} is {kind}, but {first} is {first_kind}. Every --extra-config "
+        "must be a classifier of the same kind (exclusive or multi-label) as the main config."
+    )
+    E417 = (
+        "[E417] cv: {config} predicts the labels {labels}, but {first} predicts {first_labels}. "
+        "Every --extra-config must be trained on the same labels (same training file)."
+    )
+    E418 = (
+        "[E418] cv: {config} tokenises with nlp.lang = '{lang}', but {first} uses "
+        "'{first_lang}'. Every --extra-config must use the main config's language."
+    )
 
     # --- E450-E499: encoders (embeddings, distillation) ---
     E450 = (
@@ -806,6 +822,10 @@ class Errors:
         "configs/textcat_multilabel_bow.cfg for a multi-label one."
     )
     E463 = "[E463] distil: '{name}' = {value} is out of range: {rule}."
+    E464 = (
+        "[E464] textcat_kit.torch_threads.v1: threads = {value} is out of range. Use 0 to keep "
+        "torch's default (one per physical core) or the number of cores training may use."
+    )
 
 
 class Warnings:

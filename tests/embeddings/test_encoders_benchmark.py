@@ -34,6 +34,26 @@ def test_epochs_steps_counts_the_configs_batches(tmp_path: Path) -> None:
     assert encoders.epochs_steps(config, tmp_path / "train.spacy", 3) == 3 * one
 
 
+def test_transformer_overrides_size_the_schedule_and_set_threads(tmp_path: Path) -> None:
+    nlp = spacy.blank("en")
+    DocBin(docs=[nlp.make_doc(f"text {i}") for i in range(600)]).to_disk(tmp_path / "t.spacy")
+    config = REPO_ROOT / "configs" / "textcat_transformer.cfg"
+    kwargs = {"epochs": 2, "max_steps": 0, "eval_frequency": 10, "learn_rate": 0.0, "threads": 0}
+    plain, steps = encoders.transformer_overrides(config, tmp_path / "t.spacy", tmp_path, **kwargs)
+    assert steps == encoders.epochs_steps(config, tmp_path / "t.spacy", 2)
+    pairs = dict(zip(plain[::2], plain[1::2], strict=True))
+    assert pairs["--training.optimizer.learn_rate.total_steps"] == str(steps)
+    assert pairs["--training.optimizer.learn_rate.warmup_steps"] == str(max(1, steps // 10))
+    assert "--initialize.before_init.threads" not in pairs
+    assert "--training.optimizer.learn_rate.initial_rate" not in pairs
+    kwargs.update(max_steps=3, learn_rate=2e-4, threads=1)
+    capped, steps = encoders.transformer_overrides(config, tmp_path / "t.spacy", tmp_path, **kwargs)
+    pairs = dict(zip(capped[::2], capped[1::2], strict=True))
+    assert steps == 3
+    assert pairs["--initialize.before_init.threads"] == "1"
+    assert pairs["--training.optimizer.learn_rate.initial_rate"] == "0.0002"
+
+
 def test_report_renders_reference_and_onnx_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
