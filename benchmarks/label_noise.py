@@ -19,6 +19,10 @@ longer on a busy machine; GoEmotions: 1 cv run)::
     python -m benchmarks label_noise banking77 CORPUS_DIR
     python -m benchmarks label_noise goemotions CORPUS_DIR
 
+``--config`` is repeatable: the first config is ``cv``'s main one, the others its
+``--extra-config`` ones (trained on the same folds; their calibrated out-of-fold
+probabilities pooled before ranking), and each member is also scored alone.
+
 ``CORPUS_DIR`` is a ``textcat-kit corpus`` output (its ``train.spacy`` is used).
 """
 
@@ -39,8 +43,10 @@ from textcat_kit.cv import LabelledCorpus, read_corpus, run_cv
 from textcat_kit.maths.label_issues import (
     ExclusiveIssues,
     MultilabelIssues,
+    find_multilabel_issues,
     inject_exclusive_noise,
     inject_multilabel_noise,
+    pool_probabilities,
     precision_recall_at_k,
 )
 
@@ -95,14 +101,24 @@ def run_exclusive(
     fraction: float,
     settings: list[str],
     overrides: dict[str, Any],
+    extra_configs: list[Path] | None = None,
 ) -> dict[str, Any]:
     train = corpus_dir / "train.spacy"
+    extras = list(extra_configs or [])
     corpus = read_corpus(train)
     given = corpus.gold.argmax(axis=1)
     n_labels = len(corpus.labels)
     results: dict[str, Any] = {"n_docs": len(corpus.texts), "n_labels": n_labels}
     start = time.perf_counter()
-    clean = run_cv(config, train, n_folds=n_folds, n_jobs=n_jobs, seed=seed, overrides=overrides)
+    clean = run_cv(
+        config,
+        train,
+        n_folds=n_folds,
+        n_jobs=n_jobs,
+        seed=seed,
+        overrides=overrides,
+        extra_configs=extras,
+    )
     gold_idx = clean.corpus.gold.argmax(axis=1)
     column = [corpus.labels.index(label) for label in clean.labels]
     confusable = confusability(clean.calibrated, gold_idx, n_labels)
@@ -140,6 +156,7 @@ def run_exclusive(
             seed=seed,
             overrides=overrides,
             corpus=with_labels(corpus, gold),
+            extra_configs=extras,
         )
         # run_cv orders the columns like the trained model: map the flips' doc ids only.
         assert isinstance(noisy.issues, ExclusiveIssues)
@@ -232,13 +249,14 @@ def run_multilabel(
     overrides: dict[str, Any],
     calibration: str,
     dump: Path | None = None,
-    rescore: Path | None = None,
+    rescore: list[Path] | None = None,
+    extra_configs: list[Path] | None = None,
 ) -> dict[str, Any]:
     train = corpus_dir / "train.spacy"
     corpus = read_corpus(train)
     positive = corpus.gold >= 0.5
     noisy_gold, toggled = inject_multilabel_noise(positive, fraction, seed)
-    if rescore is not None:
+    if rescore:
         return rescore_multilabel(rescore, positive, toggled)
     start = time.perf_counter()
     noisy = run_cv(
@@ -250,6 +268,7 @@ def run_multilabel(
         overrides=overrides,
         corpus=with_labels(corpus, noisy_gold),
         calibration=calibration,
+        extra_configs=list(extra_configs or []),
     )
     column = [corpus.labels.index(label) for label in noisy.labels]
     # toggled pairs are in the corpus's label order; express them in the model's order.
@@ -265,6 +284,9 @@ def run_multilabel(
         np.save(dump / "noisy_gold.npy", noisy_gold[:, column], allow_pickle=False)
         np.save(dump / "toggled.npy", toggled_model, allow_pickle=False)
         np.save(dump / "removed.npy", removed, allow_pickle=False)
+        if len(noisy.members) > 1:
+            members = np.stack([member.calibrated for member in noisy.members])
+            np.save(dump / "oof_members.npy", members, allow_pickle=False)
     cv_summary = {
         "command": " ".join(_command_line()),
         "calibration": noisy.calibration,
@@ -274,6 +296,16 @@ def run_multilabel(
     if dump is not None:
         (dump / "cv_summary.json").write_text(json.dumps(cv_summary, indent=2) + "\n")
     scores = score_multilabel(noisy.calibrated, noisy_gold[:, column], toggled_model, removed)
+    if len(noisy.members) > 1:
+        cv_summary["members"] = {
+            member.config: {
+                "macro_f": report["summary"]["macro_f"],
+                "label_set": score_label_set(
+                    member.calibrated, noisy_gold[:, column], toggled_model, removed
+                ),
+            }
+            for member, report in zip(noisy.members, noisy.report["members"])
+        }
     result = {
         "n_docs": len(corpus.texts),
         "n_labels": len(corpus.labels),
@@ -288,31 +320,76 @@ def run_multilabel(
     return result
 
 
-def rescore_multilabel(dump: Path, positive: np.ndarray, toggled: np.ndarray) -> dict[str, Any]:
-    """Score the ranking again on the out-of-fold arrays an earlier ``--dump`` run saved
-    (same corpus, seed and fraction; no training): for changes of the ranking maths."""
-    arrays = {
-        name: np.load(dump / f"{name}.npy", allow_pickle=False)
-        for name in ("oof", "noisy_gold", "toggled", "removed")
-    }
-    if len(arrays["toggled"]) != len(toggled) or arrays["oof"].shape != positive.shape:
-        raise typer.BadParameter(f"{dump} was dumped from another corpus, seed or fraction")
-    summary = json.loads((dump / "cv_summary.json").read_text())
-    if "command" in summary:  # the run that trained the folds and dumped the arrays
-        summary["dumped_by"] = summary.pop("command")
-    removed = arrays["removed"]
-    scores = score_multilabel(arrays["oof"], arrays["noisy_gold"], arrays["toggled"], removed)
+def score_label_set(
+    probs: np.ndarray, given: np.ndarray, toggled: np.ndarray, removed: np.ndarray
+) -> dict[str, Any]:
+    """P/R@k of the default ``label_set`` ranking alone (each pooled member's own figure)."""
+    issues = find_multilabel_issues(probs, given)
+    k = len(toggled)
+    precision, recall = precision_recall_at_k(issues.pairs, toggled, k)
+    docs = np.unique(toggled[:, 0])
+    doc_p, doc_r = precision_recall_at_k(issues.doc_order, docs, len(docs))
     return {
+        "k": k,
+        "precision_at_k": precision,
+        "recall_at_k": recall,
+        "docs": {"k": int(len(docs)), "precision_at_k": doc_p, "recall_at_k": doc_r},
+    }
+
+
+def rescore_multilabel(
+    dumps: list[Path], positive: np.ndarray, toggled: np.ndarray
+) -> dict[str, Any]:
+    """Score the ranking again on the out-of-fold arrays earlier ``--dump`` runs saved
+    (same corpus, seed and fraction; no training): for changes of the ranking maths.
+    Several dumps (same folds: same corpus, seed and folds) are pooled like ``cv``'s
+    extra configs (:func:`pool_probabilities` of their calibrated ``oof.npy``)."""
+    loaded: list[dict[str, np.ndarray]] = []
+    for dump in dumps:
+        arrays = {
+            name: np.load(dump / f"{name}.npy", allow_pickle=False)
+            for name in ("oof", "noisy_gold", "toggled", "removed", "folds")
+            if name != "folds" or len(dumps) > 1  # pooled dumps must share their folds
+        }
+        if len(arrays["toggled"]) != len(toggled) or arrays["oof"].shape != positive.shape:
+            raise typer.BadParameter(f"{dump} was dumped from another corpus, seed or fraction")
+        if loaded and not all(
+            np.array_equal(arrays[name], loaded[0][name])
+            for name in ("noisy_gold", "toggled", "folds")
+        ):
+            raise typer.BadParameter(f"{dump} and {dumps[0]} differ in labels, noise or folds")
+        loaded.append(arrays)
+    first = loaded[0]
+    removed = first["removed"]
+    summaries = [json.loads((dump / "cv_summary.json").read_text()) for dump in dumps]
+    for summary in summaries:
+        if "command" in summary:  # the run that trained the folds and dumped the arrays
+            summary["dumped_by"] = summary.pop("command")
+    probs = pool_probabilities([arrays["oof"] for arrays in loaded], exclusive=False)
+    scores = score_multilabel(probs, first["noisy_gold"], first["toggled"], removed)
+    result: dict[str, Any] = {
         "n_docs": int(positive.shape[0]),
         "n_labels": int(positive.shape[1]),
         "n_given_pairs": int(positive.sum()),
         "n_toggled": len(toggled),
         "n_removed": int(removed.sum()),
         "n_added": int((~removed).sum()),
-        **summary,
-        "rescored_from": str(dump),
-        "scores": scores,
     }
+    if len(dumps) == 1:
+        result |= summaries[0] | {"rescored_from": str(dumps[0])}
+    else:
+        result["rescored_from"] = [str(dump) for dump in dumps]
+        result["members"] = {
+            str(dump): summary
+            | {
+                "label_set": score_label_set(
+                    arrays["oof"], first["noisy_gold"], first["toggled"], removed
+                )
+            }
+            for dump, summary, arrays in zip(dumps, summaries, loaded)
+        }
+    result["scores"] = scores
+    return result
 
 
 @app.command()
@@ -322,7 +399,12 @@ def run_command(
     output: Path | None = typer.Option(
         None, help="JSON file (default: benchmarks/results/label_noise_<dataset>.json)."
     ),
-    config: Path | None = typer.Option(None, help="Default: configs/textcat[_multilabel]_bow.cfg"),
+    config: list[Path] = typer.Option(
+        [],
+        "--config",
+        help="Default: configs/textcat[_multilabel]_bow.cfg. Repeatable: the configs after the "
+        "first are cv's --extra-config (pooled out-of-fold probabilities).",
+    ),
     n_folds: int = typer.Option(5),
     n_jobs: int = typer.Option(2),
     seed: int = typer.Option(0),
@@ -331,8 +413,11 @@ def run_command(
     max_epochs: int | None = typer.Option(None),
     calibration: str = typer.Option("auto", help="Multi-label calibration of the OOF scores."),
     dump: Path | None = typer.Option(None, help="Multi-label: save the OOF arrays here."),
-    rescore: Path | None = typer.Option(
-        None, help="Multi-label: score the OOF arrays an earlier --dump saved (no training)."
+    rescore: list[Path] = typer.Option(
+        [],
+        "--rescore",
+        help="Multi-label: score the OOF arrays an earlier --dump saved (no training); "
+        "repeatable: several dumps of the same folds are pooled.",
     ),
     set_: list[str] = typer.Option(
         [],
@@ -351,16 +436,25 @@ def run_command(
             overrides[key] = value
     if max_epochs is not None:
         overrides["training.max_epochs"] = max_epochs
+    default = "textcat_bow.cfg" if dataset == "banking77" else "textcat_multilabel_bow.cfg"
+    configs = list(config) or [REPO / "configs" / default]
+    main_config, extras = configs[0], configs[1:]
     if dataset == "banking77":
-        config = config or REPO / "configs" / "textcat_bow.cfg"
         results = run_exclusive(
-            corpus_dir, config, n_folds, n_jobs, seed, fraction, settings.split(","), overrides
+            corpus_dir,
+            main_config,
+            n_folds,
+            n_jobs,
+            seed,
+            fraction,
+            settings.split(","),
+            overrides,
+            extras,
         )
     else:
-        config = config or REPO / "configs" / "textcat_multilabel_bow.cfg"
         results = run_multilabel(
             corpus_dir,
-            config,
+            main_config,
             n_folds,
             n_jobs,
             seed,
@@ -369,11 +463,13 @@ def run_command(
             calibration,
             dump,
             rescore,
+            extras,
         )
     results.update(
         {
             "dataset": dataset,
-            "config": str(config.relative_to(REPO) if config.is_relative_to(REPO) else config),
+            "config": _shown(main_config),
+            **({"extra_configs": [_shown(extra) for extra in extras]} if extras else {}),
             "n_folds": n_folds,
             "seed": seed,
             "fraction": fraction,
@@ -406,6 +502,19 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"{s['recall_added']:.3f} | {s['docs']['precision_at_k']:.3f} | "
                 f"{s['docs']['recall_at_k']:.3f} |"
             )
+        members = results.get("members", {})
+        if members:
+            lines += [
+                "",
+                "| pooled member, alone | label_set P@k | R@k | docs P@k |",
+                "|---|---|---|---|",
+            ]
+            for name, member in members.items():
+                m = member["label_set"]
+                lines.append(
+                    f"| {name} | {m['precision_at_k']:.3f} | {m['recall_at_k']:.3f} | "
+                    f"{m['docs']['precision_at_k']:.3f} |"
+                )
         return "\n".join(lines)
     lines += [
         "| noise | ranking | k (flipped) | precision@k | recall@k | recall uniform "
@@ -424,6 +533,11 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"{s['recall_at_k']:.3f} | {uni} | {conf} | {s['n_issues']} |"
             )
     return "\n".join(lines)
+
+
+def _shown(config: Path) -> str:
+    config = config.resolve()
+    return str(config.relative_to(REPO) if config.is_relative_to(REPO) else config)
 
 
 def _command_line() -> list[str]:

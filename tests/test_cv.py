@@ -18,11 +18,13 @@ from kit_testing import write_docbin
 from textcat_kit.cli import app
 from textcat_kit.cv import choose_config, cross_fit_calibrate, read_corpus, summarise_folds
 from textcat_kit.errors import ConfigError
+from textcat_kit.maths.label_issues import pool_probabilities
 from textcat_kit.tuning import fold_ids
 
 REPO = Path(__file__).resolve().parents[1]
 BOW = REPO / "configs" / "textcat_bow.cfg"
 BOW_MULTI = REPO / "configs" / "textcat_multilabel_bow.cfg"
+BOW_MULTI_FOCAL = REPO / "configs" / "textcat_multilabel_bow_focal.cfg"
 WORDS = {
     "refund": ["refund", "money back", "reimburse", "return my money"],
     "card": ["card", "new card", "card delivery", "card arrived"],
@@ -129,6 +131,51 @@ def test_cv_multilabel_picks_its_config_from_data_json(tmp_path: Path) -> None:
         )
         toggled = {p["label"] for p in issue["pairs"]}
         assert set(issue["given"]) ^ set(issue["suggested"]) == toggled
+
+
+@pytest.mark.slow
+def test_cv_pools_extra_configs(tmp_path: Path) -> None:
+    records = [(t, labels) for t, labels in keyword_corpus(15, seed=2)]
+    records += [(f"refund to my card {i}", ["refund", "card"]) for i in range(9)]
+    records[0] = (records[0][0], ["refund", "rate"])  # "refund" text with a wrong extra label
+    write_docbin(records, list(WORDS), tmp_path / "train.spacy")
+    out = tmp_path / "cv"
+    result = runner.invoke(
+        app,
+        [
+            "cv", str(BOW_MULTI), str(tmp_path / "train.spacy"), "--output-dir", str(out),
+            "--extra-config", str(BOW_MULTI_FOCAL), "--n-folds", "3", "--max-epochs", "4",
+            "--n-jobs", "2",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "pooled with" in result.output
+    report = srsly.read_json(out / "cv_report.json")
+    configs = [member["config"] for member in report["members"]]
+    assert configs == [str(BOW_MULTI), str(BOW_MULTI_FOCAL)]
+    assert all(len(member["fold_seconds"]) == 3 for member in report["members"])
+    members = np.load(out / "oof_members.npy", allow_pickle=False)
+    oof = np.load(out / "oof.npy", allow_pickle=False)
+    assert members.shape == (2, len(records), 3) == (2, *oof.shape)
+    assert not np.allclose(members[0], members[1])  # two different models
+    np.testing.assert_allclose(oof, pool_probabilities(list(members), exclusive=False), atol=1e-9)
+    assert "pooled over 2 configs" in (out / "cv_report.md").read_text()
+    issues = list(srsly.read_jsonl(out / "label_issues.jsonl"))
+    first = issues[0]
+    assert first["index"] == 0 and first["suggested"] == ["refund"], issues[:3]
+
+
+def test_extra_config_of_another_kind_or_language_is_refused(tmp_path: Path) -> None:
+    write_docbin(keyword_corpus(4), list(WORDS), tmp_path / "train.spacy")
+    base = ["cv", str(BOW), str(tmp_path / "train.spacy"), "--output-dir", str(tmp_path / "o")]
+    mixed = runner.invoke(app, [*base, "--extra-config", str(BOW_MULTI), "--n-folds", "2"])
+    assert mixed.exit_code == 1 and "[E416]" in mixed.output, mixed.output
+    assert "multi-label" in mixed.output
+    german = tmp_path / "de.cfg"
+    german.write_text(BOW.read_text().replace('lang = "en"', 'lang = "de"'))
+    other = runner.invoke(app, [*base, "--extra-config", str(german), "--n-folds", "2"])
+    assert other.exit_code == 1 and "[E418]" in other.output, other.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_exclusive_config_rejects_multilabel_docs(tmp_path: Path) -> None:

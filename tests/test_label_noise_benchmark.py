@@ -12,7 +12,7 @@ from benchmarks.label_noise import MULTILABEL_VARIANTS, main, markdown_table, sc
 from spacy.tokens import DocBin
 
 from textcat_kit.cv import read_corpus
-from textcat_kit.maths.label_issues import inject_multilabel_noise
+from textcat_kit.maths.label_issues import inject_multilabel_noise, pool_probabilities
 
 LABELS = ["joy", "anger", "fear", "love"]
 
@@ -69,3 +69,45 @@ def test_rescore_scores_saved_arrays(tmp_path: Path) -> None:
         direct["label_set (default)"]["precision_at_k"]
         == (result["scores"]["label_set (default)"]["precision_at_k"])
     )
+
+
+def test_rescore_pools_several_dumps(tmp_path: Path) -> None:
+    gold = write_corpus(tmp_path / "corpus" / "train.spacy", 800, seed=2)
+    noisy, toggled = inject_multilabel_noise(gold, 0.05, seed=0)
+    removed = gold[toggled[:, 0], toggled[:, 1]]
+    rng = np.random.default_rng(3)
+    dumps, members = [], []
+    for m in range(2):  # two weak models of the clean labels with independent errors
+        probs = 1 / (1 + np.exp(-(rng.normal(size=gold.shape) * 1.5 + (2 * gold - 1) * 1.5)))
+        dump = tmp_path / f"dump{m}"
+        dump.mkdir()
+        arrays = {
+            "oof": probs,
+            "noisy_gold": noisy,
+            "toggled": toggled,
+            "removed": removed,
+            "folds": np.arange(len(gold)) % 3,
+        }
+        for name, array in arrays.items():
+            np.save(dump / f"{name}.npy", array, allow_pickle=False)
+        (dump / "cv_summary.json").write_text(json.dumps({"command": f"run {m}"}))
+        dumps.append(dump)
+        members.append(probs)
+    out = tmp_path / "pooled.json"
+    args = ["goemotions", str(tmp_path / "corpus"), "--output", str(out)]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--rescore", str(dumps[0]), "--rescore", str(dumps[1])])
+    assert done.value.code == 0
+    result = json.loads(out.read_text())
+    assert result["rescored_from"] == [str(d) for d in dumps]
+    assert [m["dumped_by"] for m in result["members"].values()] == ["run 0", "run 1"]
+    pooled = result["scores"]["label_set (default)"]["precision_at_k"]
+    expected = score_multilabel(pool_probabilities(members, False), noisy, toggled, removed)
+    assert pooled == expected["label_set (default)"]["precision_at_k"]
+    alone = [m["label_set"]["precision_at_k"] for m in result["members"].values()]
+    assert pooled > max(alone), (pooled, alone)
+    # dumps of other folds are not pooled
+    np.save(dumps[1] / "folds.npy", np.arange(len(gold)) % 4, allow_pickle=False)
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--rescore", str(dumps[0]), "--rescore", str(dumps[1])])
+    assert refused.value.code != 0

@@ -21,11 +21,19 @@ Steps:
 4. Per fold: macro-F1, per-label F1 and ECE (the package's metrics), then mean ± std.
 5. Confident learning on the calibrated out-of-fold probabilities ranks the label issues.
 
+Several configs (``--extra-config``, repeatable): every config is trained on the same
+folds, each one's out-of-fold scores are calibrated on their own (step 3), and the
+members' calibrated probabilities are pooled by their normalised geometric mean before
+steps 4 and 5. Why: label-issue ranking is only as good as the out-of-fold probabilities,
+and models that see the text differently (word n-grams, a sentence encoder) make
+different mistakes; a label stays likely only where every member finds it plausible.
+
 Outputs (in ``output_dir``, written atomically; an earlier cv output is replaced only
 with ``overwrite``): ``oof.npy`` (calibrated, rows = docs of the training file in order,
 columns = ``labels.json``), ``oof_raw.npy``, ``oof.jsonl`` (index, id, text, fold, given,
 probabilities), ``cv_report.json`` / ``cv_report.md``, ``label_issues.jsonl`` /
-``label_issues.md``.
+``label_issues.md``; with extra configs also ``oof_members.npy`` (n_configs, n_docs,
+n_labels: each config's calibrated probabilities, main config first).
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ from .maths.label_issues import (
     RankBy,
     find_label_issues,
     find_multilabel_issues,
+    pool_probabilities,
 )
 from .maths.validation import check_choice
 from .safe_write import atomic_dir
@@ -152,6 +161,47 @@ def config_is_exclusive(config: Path, overrides: dict[str, Any]) -> bool:
     return exclusive
 
 
+def _overrides_for(config: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides whose section ``config`` has (an extra config of a cv run gets only
+    those: the embed config's encoder cache directory means nothing to a bow config)."""
+    from spacy import util
+
+    cfg = util.load_config(config, interpolate=False)
+    kept = {}
+    for key, value in overrides.items():
+        section: Any = cfg
+        for part in key.split(".")[:-1]:
+            section = section.get(part) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            kept[key] = value
+    return kept
+
+
+def check_member_config(
+    config: Path, overrides: dict[str, Any], first: Path, exclusive: bool, lang: str
+) -> None:
+    """An extra config must be a classifier of the main config's kind (E416) and language
+    (E418): the folds' docs are tokenised once, and the members' probabilities pooled."""
+    from spacy import util
+
+    member_exclusive = config_is_exclusive(config, overrides)
+    if member_exclusive != exclusive:
+        kinds = {True: "exclusive", False: "multi-label"}
+        raise ConfigError(
+            Errors.E416.format(
+                config=config,
+                kind=kinds[member_exclusive],
+                first=first,
+                first_kind=kinds[exclusive],
+            )
+        )
+    member_lang = util.load_config(config, overrides=overrides, interpolate=False)["nlp"]["lang"]
+    if member_lang != lang:
+        raise ConfigError(
+            Errors.E418.format(config=config, lang=member_lang, first=first, first_lang=lang)
+        )
+
+
 def check_exclusive_gold(corpus: LabelledCorpus, path: Path, config: Path) -> None:
     """An exclusive config needs exactly one positive label per doc (raises E403)."""
     positives = (corpus.gold >= 0.5).sum(axis=1)
@@ -184,6 +234,8 @@ class FoldJob:
     keep_model: str | None = None
     #: model-best (chosen on dev, as ``spacy train``) or model-last.
     use_best: bool = True
+    #: which config of the run (0 = the main one, then the --extra-config ones in order)
+    member: int = 0
 
 
 @dataclass
@@ -192,6 +244,7 @@ class FoldResult:
     labels: list[str]
     raw: np.ndarray
     seconds: float
+    member: int = 0
 
 
 def write_docs(
@@ -224,7 +277,7 @@ def run_fold(job: FoldJob) -> FoldResult:
         "paths.train": job.train,
         "paths.dev": job.dev,
     }
-    output = Path(job.workdir) / f"fold-{job.fold}"
+    output = Path(job.workdir) / f"model-{job.member}-fold-{job.fold}"
     try:
         config = util.load_config(job.config, overrides=overrides, interpolate=False)
         nlp = init_nlp(config, use_gpu=-1)
@@ -251,12 +304,24 @@ def run_fold(job: FoldJob) -> FoldResult:
         keep.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(best, keep)
     shutil.rmtree(output, ignore_errors=True)
-    return FoldResult(job.fold, labels, raw, time.perf_counter() - start)
+    return FoldResult(job.fold, labels, raw, time.perf_counter() - start, job.member)
+
+
+@dataclass
+class MemberOOF:
+    """One config's out-of-fold scores in a cv run (the main config, or an extra one)."""
+
+    config: str
+    overrides: dict[str, Any]
+    raw: np.ndarray
+    calibrated: np.ndarray
+    fold_seconds: list[float]
 
 
 @dataclass
 class CVResult:
-    """Everything ``cv`` computed; :func:`write_cv` saves it."""
+    """Everything ``cv`` computed; :func:`write_cv` saves it. With several configs,
+    ``raw`` / ``calibrated`` are the pooled members' scores and ``members`` each one's."""
 
     corpus: LabelledCorpus
     labels: list[str]
@@ -268,6 +333,7 @@ class CVResult:
     report: dict[str, Any]
     issues: ExclusiveIssues | MultilabelIssues
     issue_records: list[dict[str, Any]] = field(default_factory=list)
+    members: list[MemberOOF] = field(default_factory=list)
 
 
 def resolve_calibration(method: str, exclusive: bool) -> str:
@@ -446,6 +512,7 @@ def run_cv(
     overrides: dict[str, Any] | None = None,
     keep_models: Path | None = None,
     corpus: LabelledCorpus | None = None,
+    extra_configs: Sequence[Path] = (),
 ) -> CVResult:
     """Cross-validate ``config`` on ``train`` and rank its label issues (module docstring).
 
@@ -453,6 +520,13 @@ def run_cv(
     its docs must be those of ``train``, in order. ``filter_by`` / ``rank_by`` apply to
     exclusive tasks and to the ``per_label`` multi-label method, ``multilabel_method`` to
     multi-label tasks (:func:`textcat_kit.maths.label_issues.find_multilabel_issues`).
+
+    ``extra_configs``: more configs of the same kind, trained on the same folds; each
+    one's out-of-fold scores are calibrated on their own, then all members' calibrated
+    probabilities are pooled by their normalised geometric mean
+    (:func:`textcat_kit.maths.label_issues.pool_probabilities`) and the issues are ranked
+    on the pool. ``overrides`` apply to the main config, and to each extra config where it
+    has the key's section (e.g. an encoder's cache directory only to the embed config).
     """
     from spacy import util
 
@@ -466,6 +540,11 @@ def run_cv(
     if n_folds < 2 or n_folds > n_docs:
         raise ConfigError(Errors.E402.format(n_folds=n_folds, n_docs=n_docs))
     exclusive = config_is_exclusive(config, overrides)
+    configs = [Path(config), *(Path(extra) for extra in extra_configs)]
+    member_overrides = [overrides] + [_overrides_for(extra, overrides) for extra in configs[1:]]
+    lang = util.load_config(config, overrides=overrides, interpolate=False)["nlp"]["lang"]
+    for extra, extra_overrides in zip(configs[1:], member_overrides[1:]):
+        check_member_config(extra, extra_overrides, config, exclusive, lang)
     if exclusive:
         check_exclusive_gold(corpus, train, config)
     counts = (corpus.gold >= 0.5).sum(axis=0)
@@ -475,10 +554,7 @@ def run_cv(
                 Warnings.W400.format(label=label, count=int(count), n_folds=n_folds), stacklevel=2
             )
     folds = fold_ids(corpus.gold, n_folds, seed)
-    lang = util.load_config(config, overrides=overrides, interpolate=False)["nlp"]["lang"]
     tokenizer_nlp = util.get_lang_class(lang)()
-    raw: np.ndarray | None = None
-    labels: list[str] = []
     with tempfile.TemporaryDirectory(prefix="textcat-kit-cv-") as tmp:
         jobs = []
         for k in range(n_folds):
@@ -496,30 +572,59 @@ def run_cv(
                     corpus.labels,
                     paths[part],
                 )
-            jobs.append(
-                FoldJob(
-                    fold=k,
-                    config=str(config),
-                    train=str(paths["train"]),
-                    dev=str(paths["dev"]),
-                    held_out=str(paths["held"]),
-                    workdir=tmp,
-                    overrides=overrides,
-                    keep_model=str(keep_models / f"fold-{k}") if keep_models else None,
+            for m, (member_config, member_override) in enumerate(zip(configs, member_overrides)):
+                keep_name = f"fold-{k}" if m == 0 else f"extra-{m}-fold-{k}"
+                jobs.append(
+                    FoldJob(
+                        fold=k,
+                        config=str(member_config),
+                        train=str(paths["train"]),
+                        dev=str(paths["dev"]),
+                        held_out=str(paths["held"]),
+                        workdir=tmp,
+                        overrides=member_override,
+                        keep_model=str(keep_models / keep_name) if keep_models else None,
+                        member=m,
+                    )
                 )
-            )
         results = _run_jobs(jobs, n_jobs)
-    fold_seconds = {}
-    for result in sorted(results, key=lambda r: r.fold):
-        if raw is None:
-            labels = result.labels
-            raw = np.zeros((n_docs, len(labels)))
-        raw[folds == result.fold] = result.raw[:, [result.labels.index(lb) for lb in labels]]
-        fold_seconds[result.fold] = round(result.seconds, 1)
-    assert raw is not None
+    labels = sorted(results, key=lambda r: (r.member, r.fold))[0].labels
     gold = corpus_gold_in(corpus, labels)
     method = resolve_calibration(calibration, exclusive)
-    calibrated = cross_fit_calibrate(raw, gold, folds, method, labels)
+    members: list[MemberOOF] = []
+    for m, member_config in enumerate(configs):
+        raw_m = np.zeros((n_docs, len(labels)))
+        seconds = {}
+        for result in sorted((r for r in results if r.member == m), key=lambda r: r.fold):
+            if set(result.labels) != set(labels):
+                raise ConfigError(
+                    Errors.E417.format(
+                        config=member_config,
+                        labels=sorted(result.labels),
+                        first=config,
+                        first_labels=sorted(labels),
+                    )
+                )
+            raw_m[folds == result.fold] = result.raw[:, [result.labels.index(lb) for lb in labels]]
+            seconds[result.fold] = round(result.seconds, 1)
+        calibrated_m = cross_fit_calibrate(raw_m, gold, folds, method, labels)
+        members.append(
+            MemberOOF(
+                config=str(member_config),
+                overrides=member_overrides[m],
+                raw=raw_m,
+                calibrated=calibrated_m,
+                fold_seconds=[seconds[k] for k in range(n_folds)],
+            )
+        )
+    if len(members) == 1:
+        raw, calibrated = members[0].raw, members[0].calibrated
+    else:
+        raw = pool_probabilities([member.raw for member in members], exclusive)
+        calibrated = pool_probabilities([member.calibrated for member in members], exclusive)
+    fold_seconds = {
+        k: round(sum(member.fold_seconds[k] for member in members), 1) for k in range(n_folds)
+    }
     per_fold_raw = [
         fold_metrics(raw[folds == k], gold[folds == k], exclusive, labels) for k in range(n_folds)
     ]
@@ -579,6 +684,16 @@ def run_cv(
         "folds_raw": per_fold_raw,
         "summary": summarise_folds(per_fold, labels),
         "summary_raw": summarise_folds(per_fold_raw, labels),
+        **(
+            {
+                "pooling": "normalised geometric mean of the members' calibrated probabilities",
+                "members": [
+                    member_report(member, gold, folds, exclusive, labels) for member in members
+                ],
+            }
+            if len(members) > 1
+            else {}
+        ),
         "label_issues": {
             **issue_method,
             "n_issues": n_issues,
@@ -596,9 +711,27 @@ def run_cv(
         calibration=method,
         report=report,
         issues=issues,
+        members=members,
     )
     cv_result.issue_records = issue_records(corpus, calibrated, labels, issues, folds)
     return cv_result
+
+
+def member_report(
+    member: MemberOOF, gold: np.ndarray, folds: np.ndarray, exclusive: bool, labels: list[str]
+) -> dict[str, Any]:
+    """One pooled config's own figures: macro-F1 and ECE of its calibrated scores."""
+    per_fold = [
+        fold_metrics(member.calibrated[folds == k], gold[folds == k], exclusive, labels)
+        for k in np.unique(folds).tolist()
+    ]
+    summary = summarise_folds(per_fold, labels)
+    return {
+        "config": member.config,
+        "overrides": member.overrides,
+        "fold_seconds": member.fold_seconds,
+        "summary": {key: value for key, value in summary.items() if key != "per_label_f"},
+    }
 
 
 def _run_jobs(jobs: list[FoldJob], n_jobs: int) -> list[FoldResult]:
@@ -622,6 +755,10 @@ def write_cv(
             shutil.move(str(models), str(tmp / "folds"))
         np.save(tmp / "oof.npy", result.calibrated, allow_pickle=False)
         np.save(tmp / "oof_raw.npy", result.raw, allow_pickle=False)
+        if len(result.members) > 1:
+            # (n_configs, n_docs, n_labels): each config's own calibrated probabilities
+            stacked = np.stack([member.calibrated for member in result.members])
+            np.save(tmp / "oof_members.npy", stacked, allow_pickle=False)
         srsly.write_json(tmp / "labels.json", result.labels)
         gold = corpus_gold_in(result.corpus, result.labels) >= 0.5
         lines = []
@@ -671,6 +808,21 @@ def cv_report_markdown(report: dict[str, Any]) -> str:
             continue
         lines.append(f"| {key} | {_pm(summary[key])} | {_pm(raw[key])} |")
     issues = report["label_issues"]
+    if "members" in report:
+        lines += [
+            "",
+            f"Out-of-fold probabilities pooled over {len(report['members'])} configs "
+            f"({report['pooling']}); each config's own calibrated scores:",
+            "",
+            "| config | macro_f | classwise_ece | fold seconds |",
+            "|---|---|---|---|",
+        ]
+        for member in report["members"]:
+            lines.append(
+                f"| {member['config']} | {_pm(member['summary']['macro_f'])} | "
+                f"{_pm(member['summary']['classwise_ece'])} | "
+                f"{sum(member['fold_seconds']):.0f} |"
+            )
     lines += [
         "",
         f"Label issues (confident learning, {_method_text(issues)}): **{issues['n_issues']}** "
@@ -784,6 +936,15 @@ def cv_command(
     data_json: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="data.json written by `textcat-kit corpus`."
     ),
+    extra_configs: list[Path] = typer.Option(
+        [],
+        "--extra-config",
+        exists=True,
+        dir_okay=False,
+        help="Another config of the same kind, trained on the same folds (repeatable); the "
+        "calibrated out-of-fold probabilities of all configs are pooled (normalised geometric "
+        "mean) before the label issues are ranked.",
+    ),
     max_epochs: int | None = typer.Option(None, help="Override training.max_epochs."),
     keep_models: bool = typer.Option(
         False, "--keep-models", help="Keep each fold's model in OUTPUT_DIR/folds/."
@@ -812,6 +973,7 @@ def cv_command(
             multilabel_method=multilabel_method,
             overrides=overrides,
             keep_models=keep,
+            extra_configs=extra_configs,
         )
         write_cv(result, output_dir, overwrite=overwrite, models=keep)
     except TextcatKitError as err:
@@ -823,7 +985,8 @@ def cv_command(
         for key in ("macro_f", "accuracy", "top_label_ece", "classwise_ece")
         if key in summary
     )
-    typer.echo(f"cv {chosen} on {train}: {result.report['n_docs']} docs, {n_folds} folds")
+    pooled = f" (pooled with {', '.join(map(str, extra_configs))})" if extra_configs else ""
+    typer.echo(f"cv {chosen}{pooled} on {train}: {result.report['n_docs']} docs, {n_folds} folds")
     typer.echo(f"  {headline}")
     typer.echo(
         f"  label issues: {result.report['label_issues']['n_issues']} "

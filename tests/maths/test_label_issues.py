@@ -24,6 +24,7 @@ from textcat_kit.maths.label_issues import (
     inject_multilabel_noise,
     label_quality,
     per_class_thresholds,
+    pool_probabilities,
     precision_recall_at_k,
 )
 
@@ -299,3 +300,77 @@ def test_per_label_rank_puts_both_directions_on_one_scale() -> None:
     p_plain, _ = precision_recall_at_k(plain.pairs, toggled, len(toggled))
     p_ranked, _ = precision_recall_at_k(ranked.pairs, toggled, len(toggled))
     assert p_ranked >= 0.4 and p_plain >= 0.4, (p_ranked, p_plain)
+
+
+def independent_members(
+    n: int, n_labels: int, strength: float, n_members: int, seed: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Several models of the same clean multi-label data whose errors are independent
+    (each its own noise on the logits), each calibrated on the noisy labels as ``cv``
+    does: (members' calibrated scores, noisy labels, toggled pairs)."""
+    rng = np.random.default_rng(seed)
+    gold = rng.random((n, n_labels)) < 0.2
+    empty = ~gold.any(axis=1)
+    gold[empty, rng.integers(n_labels, size=int(empty.sum()))] = True
+    noisy, toggled = inject_multilabel_noise(gold.astype(float), 0.05, seed=seed + 1)
+    half = np.arange(n) % 2 == 0
+    names = [str(j) for j in range(n_labels)]
+    members = []
+    for _ in range(n_members):
+        raw = 1 / (1 + np.exp(-(rng.normal(size=gold.shape) + (2 * gold - 1) * strength)))
+        calibrated = np.empty_like(raw)
+        for fit, apply in ((half, ~half), (~half, half)):
+            calibrator = PerLabelCalibration(method="platt").fit(raw[fit], noisy[fit], names)
+            calibrated[apply] = calibrator.transform(raw[apply])
+        members.append(calibrated)
+    return members, noisy, toggled
+
+
+def test_pool_probabilities_is_the_normalised_geometric_mean() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.01, 0.99, size=(2, 50, 4))
+    pooled = pool_probabilities([a, b], exclusive=False)
+    expected = np.sqrt(a * b) / (np.sqrt(a * b) + np.sqrt((1 - a) * (1 - b)))
+    np.testing.assert_allclose(pooled, expected, rtol=1e-9)
+    np.testing.assert_allclose(pool_probabilities([a], exclusive=False), a)
+    np.testing.assert_allclose(pool_probabilities([a, a, a], exclusive=False), a)
+    # a confident "no" of one member outweighs a lukewarm "yes" of the other
+    assert pool_probabilities([np.array([[0.6]]), np.array([[0.05]])], False)[0, 0] < 0.25
+    ea, eb = a / a.sum(axis=1, keepdims=True), b / b.sum(axis=1, keepdims=True)
+    pooled = pool_probabilities([ea, eb], exclusive=True)
+    expected = np.sqrt(ea * eb) / np.sqrt(ea * eb).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-9)
+    np.testing.assert_allclose(pooled.sum(axis=1), 1.0)
+    with pytest.raises(DataError, match=r"\[E415\].*shapes"):
+        pool_probabilities([a, a[:, :3]], exclusive=False)
+    with pytest.raises(DataError, match=r"\[E415\]"):
+        pool_probabilities([], exclusive=True)
+
+
+def test_pooling_models_with_independent_errors_ranks_better() -> None:
+    members, noisy, toggled = independent_members(4000, 8, 1.5, 3, seed=5)
+    k = len(toggled)
+    alone = [
+        precision_recall_at_k(find_multilabel_issues(m, noisy).pairs, toggled, k)[0]
+        for m in members
+    ]
+    pooled = find_multilabel_issues(pool_probabilities(members, exclusive=False), noisy)
+    p_pooled, _ = precision_recall_at_k(pooled.pairs, toggled, k)
+    assert p_pooled >= max(alone) + 0.05, (p_pooled, alone)
+    # exclusive: the same for flipped labels
+    rng = np.random.default_rng(6)
+    true = rng.integers(5, size=3000)
+    noisy_idx, flipped = inject_exclusive_noise(true, 5, 0.1, seed=7)
+    exclusive_members = []
+    for _ in range(3):
+        logits = rng.normal(size=(3000, 5)) * 1.5
+        logits[np.arange(3000), true] += 1.5
+        probs = np.exp(logits)
+        exclusive_members.append(probs / probs.sum(axis=1, keepdims=True))
+    n = len(flipped)
+    alone = [
+        precision_recall_at_k(find_label_issues(m, noisy_idx).order, flipped, n)[0]
+        for m in exclusive_members
+    ]
+    pooled_order = find_label_issues(pool_probabilities(exclusive_members, True), noisy_idx).order
+    assert precision_recall_at_k(pooled_order, flipped, n)[0] >= max(alone) + 0.05

@@ -59,6 +59,7 @@ Multi-label: the unit of an issue is a ``(doc, label)`` cell. Two methods:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -162,6 +163,34 @@ class MultilabelIssues:
         if self.noise is not None:
             return float(np.mean(1.0 - self.doc_quality))
         return float(np.mean([joint.noise_rate() for joint in self.joints]))
+
+
+def pool_probabilities(
+    members: Sequence[np.ndarray], exclusive: bool, eps: float = 1e-6
+) -> np.ndarray:
+    """Pool the calibrated probabilities of several models of the same docs and labels by
+    their normalised geometric mean (log-linear pooling).
+
+    Exclusive: ``softmax(mean_m log p_m)`` per row. Multi-label: per cell, the geometric
+    mean of ``p`` against that of ``1 - p``, i.e. ``sigmoid(mean_m logit p_m)``. Why
+    geometric: a label counts as likely only when every model finds it plausible, so one
+    model's confident mistake is damped by the others, and models that agree keep their
+    confidence. One member is returned as it is (clipped to ``[eps, 1 - eps]``).
+    """
+    if not len(members):
+        raise DataError(Errors.E415.format(detail="no member probabilities to pool"))
+    arrays = [check_probs(np.asarray(m, dtype=np.float64)) for m in members]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise DataError(Errors.E415.format(detail=f"members have shapes {sorted(shapes)}"))
+    clipped = [np.clip(a, eps, 1.0 - eps) for a in arrays]
+    if exclusive:
+        mean_log = np.mean([np.log(a) for a in clipped], axis=0)
+        mean_log -= mean_log.max(axis=1, keepdims=True)
+        pooled = np.exp(mean_log)
+        return pooled / pooled.sum(axis=1, keepdims=True)
+    mean_logit = np.mean([np.log(a) - np.log1p(-a) for a in clipped], axis=0)
+    return 1.0 / (1.0 + np.exp(-mean_logit))
 
 
 def check_given_index(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
