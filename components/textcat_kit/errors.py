@@ -762,6 +762,10 @@ class Errors:
         "[E418] cv: {config} tokenises with nlp.lang = '{lang}', but {first} uses "
         "'{first_lang}'. Every --extra-config must use the main config's language."
     )
+    E419 = (
+        "[E419] cv: the override '{key}' names a section none of the configs has ({configs}). "
+        "Check the dotted path against the config file."
+    )
 
     # --- E450-E499: encoders (embeddings, distillation) ---
     E450 = (
@@ -825,6 +829,10 @@ class Errors:
     E464 = (
         "[E464] textcat_kit.torch_threads.v1: threads = {value} is out of range. Use 0 to keep "
         "torch's default (one per physical core) or the number of cores training may use."
+    )
+    E465 = (
+        "[E465] textcat_kit.AdamHeadLR.v1: head_lr_scale = {value} must be > 0 (1 trains the "
+        "head at the encoder's rate, like Adam.v1)."
     )
 
 
