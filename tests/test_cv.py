@@ -16,7 +16,14 @@ from typer.testing import CliRunner
 
 from kit_testing import write_docbin
 from textcat_kit.cli import app
-from textcat_kit.cv import choose_config, cross_fit_calibrate, read_corpus, summarise_folds
+from textcat_kit.cv import (
+    _overrides_for,
+    choose_config,
+    cross_fit_calibrate,
+    read_corpus,
+    run_cv,
+    summarise_folds,
+)
 from textcat_kit.errors import ConfigError
 from textcat_kit.maths.label_issues import pool_probabilities
 from textcat_kit.tuning import fold_ids
@@ -198,6 +205,22 @@ def test_exclusive_config_rejects_multilabel_docs(tmp_path: Path) -> None:
     )  # fmt: skip
     assert too_many.exit_code == 1 and "[E402]" in too_many.output
     assert not (tmp_path / "o").exists()
+
+
+def test_overrides_go_to_the_configs_that_have_their_section(tmp_path: Path) -> None:
+    embed = REPO / "configs" / "textcat_multilabel_embed.cfg"
+    overrides = {"components.textcat.model.encoder.cache_dir": "/tmp/x", "system.seed": 3}
+    assert _overrides_for(BOW_MULTI, overrides) == {"system.seed": 3}
+    assert _overrides_for(embed, overrides) == overrides
+    write_docbin(keyword_corpus(4), list(WORDS), tmp_path / "train.spacy")
+    with pytest.raises(ConfigError, match=r"\[E419\].*componentz"):
+        run_cv(
+            BOW_MULTI,
+            tmp_path / "train.spacy",
+            n_folds=2,
+            overrides={"componentz.textcat.threshold": 0.3},
+            extra_configs=[embed],
+        )
 
 
 def test_choose_config_and_read_corpus(tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def config_is_exclusive(config: Path, overrides: dict[str, Any]) -> bool:
 
 
 def _overrides_for(config: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The overrides whose section ``config`` has (an extra config of a cv run gets only
+    """The overrides whose section ``config`` has (each config of a cv run gets only
     those: the embed config's encoder cache directory means nothing to a bow config)."""
     from spacy import util
 
@@ -525,8 +525,8 @@ def run_cv(
     one's out-of-fold scores are calibrated on their own, then all members' calibrated
     probabilities are pooled by their normalised geometric mean
     (:func:`textcat_kit.maths.label_issues.pool_probabilities`) and the issues are ranked
-    on the pool. ``overrides`` apply to the main config, and to each extra config where it
-    has the key's section (e.g. an encoder's cache directory only to the embed config).
+    on the pool. Each override applies to the configs that have its section (e.g. an
+    encoder's cache directory only to the embed config); one that none has is E419.
     """
     from spacy import util
 
@@ -539,10 +539,15 @@ def run_cv(
     n_docs = len(corpus.texts)
     if n_folds < 2 or n_folds > n_docs:
         raise ConfigError(Errors.E402.format(n_folds=n_folds, n_docs=n_docs))
-    exclusive = config_is_exclusive(config, overrides)
     configs = [Path(config), *(Path(extra) for extra in extra_configs)]
-    member_overrides = [overrides] + [_overrides_for(extra, overrides) for extra in configs[1:]]
-    lang = util.load_config(config, overrides=overrides, interpolate=False)["nlp"]["lang"]
+    member_overrides = [_overrides_for(member, overrides) for member in configs]
+    for key in overrides:
+        if not any(key in kept for kept in member_overrides):
+            raise ConfigError(
+                Errors.E419.format(key=key, configs=", ".join(str(c) for c in configs))
+            )
+    exclusive = config_is_exclusive(config, member_overrides[0])
+    lang = util.load_config(config, overrides=member_overrides[0], interpolate=False)["nlp"]["lang"]
     for extra, extra_overrides in zip(configs[1:], member_overrides[1:]):
         check_member_config(extra, extra_overrides, config, exclusive, lang)
     if exclusive:
