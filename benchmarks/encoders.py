@@ -566,6 +566,87 @@ def encode_speed(
     typer.echo(f"wrote {write_results(f'encoders_speed_{dataset}', results, command)}")
 
 
+@app.command("step-time")
+def step_time(
+    threads: str = typer.Option("1,2", help="torch thread counts to compare"),
+    steps: int = typer.Option(10, help="Training steps per thread count and round"),
+    rounds: int = typer.Option(2, help="Interleaved rounds (best of)"),
+    encoder: Path = typer.Option(Path(ENCODER_DIR), help="Encoder directory"),
+) -> None:
+    """Seconds per fine-tuning step of ``configs/textcat_transformer.cfg`` on Banking77 train
+    batches, for each torch thread count (interleaved rounds, same batches, wall and CPU
+    time of this process): what ``[initialize.before_init] threads`` buys on this machine."""
+    import os
+
+    import spacy
+    from spacy.training import Corpus
+    from spacy.util import load_config, registry
+
+    from textcat_kit.embeddings.threads import set_threads
+
+    config_path = configs(True)["transformer"]
+    train_path = REPO_ROOT / DATASETS["banking77"] / "train.spacy"
+    config = load_config(
+        config_path,
+        overrides={"paths.transformer_name": str((REPO_ROOT / encoder).resolve())},
+        interpolate=False,
+    )
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    examples = list(Corpus(str(train_path))(nlp))
+    random.Random(0).shuffle(examples)
+    nlp.initialize(lambda: examples)
+    training = registry.resolve(nlp.config.interpolate()["training"])
+    optimizer, batcher = training["optimizer"], training["batcher"]
+    batches = list(batcher(examples[: 64 * steps]))[:steps]
+    counts = [int(x) for x in threads.split(",")]
+    best: dict[int, dict[str, float]] = {n: {"wall": np.inf, "cpu": np.inf} for n in counts}
+    for _ in range(rounds):
+        for n in counts:
+            set_threads(n)
+            wall, cpu = time.perf_counter(), time.process_time()
+            for batch in batches:
+                nlp.update(batch, drop=0.1, sgd=optimizer, losses={})
+            row = best[n]
+            row["wall"] = min(row["wall"], (time.perf_counter() - wall) / len(batches))
+            row["cpu"] = min(row["cpu"], (time.process_time() - cpu) / len(batches))
+    docs = sum(len(b) for b in batches) / len(batches)
+    for n, row in best.items():
+        typer.echo(f"threads {n}: {row['wall']:.2f} s/step wall, {row['cpu']:.2f} CPU-s/step")
+    results = {
+        "config": str(config_path.relative_to(REPO_ROOT)),
+        "steps": len(batches),
+        "docs_per_step": docs,
+        "rounds": rounds,
+        "load_average_end": os.getloadavg(),
+        "seconds_per_step": {str(n): row for n, row in best.items()},
+    }
+    command = [
+        "python -m benchmarks encoders step-time",
+        f"--threads {threads} --steps {steps} --rounds {rounds}",
+    ]
+    typer.echo(f"wrote {write_results('encoders_step_time_banking77', results, command)}")
+
+
+def step_time_lines() -> list[str]:
+    """The ``step-time`` result as one paragraph of the report."""
+    path = RESULTS_DIR / "encoders_step_time_banking77.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    per = data["seconds_per_step"]
+    parts = [
+        f"{n} thread(s) {row['wall']:.2f} s per step ({row['cpu']:.2f} CPU-s)"
+        for n, row in per.items()
+    ]
+    load = data["machine"]["load_average"][0]
+    return [
+        f"\n**Fine-tuning step time**, all-MiniLM-L6-v2 with `{data['config']}` on Banking77 "
+        f"training batches ({data['steps']} steps of ~{data['docs_per_step']:.0f} texts, best of "
+        f"{data['rounds']} interleaved rounds; `{data['command']}`; load average {load:.1f} "
+        f"on {data['machine']['cpus']} cores): " + ", ".join(parts) + "."
+    ]
+
+
 @app.command()
 def reference(
     dataset: str = typer.Option("banking77", help="banking77 (exclusive classes)"),
@@ -669,7 +750,7 @@ def report() -> None:
             "",
         ]
     for path in sorted(RESULTS_DIR.glob("encoders_*.json")):
-        if path.name.startswith(("encoders_speed_", "encoders_reference_")):
+        if path.name.startswith(("encoders_speed_", "encoders_reference_", "encoders_step_")):
             continue
         res = json.loads(path.read_text())
         lines += [
@@ -711,7 +792,7 @@ def report() -> None:
                 f"(`{trf['overrides'].replace(str(REPO_ROOT) + '/', '')}`)."
             )
         lines.append("")
-    lines += reference_lines() + onnx_lines()
+    lines += step_time_lines() + reference_lines() + onnx_lines()
     text = DOC_PATH.read_text() if DOC_PATH.exists() else f"{START}\n{END}\n"
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)

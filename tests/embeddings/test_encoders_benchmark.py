@@ -98,3 +98,28 @@ def test_report_renders_reference_and_onnx_tables(
     onnx = "\n".join(encoders.onnx_lines())
     assert "| onnx int8 | 0.4975 |" in onnx
     assert "-0.25 points" in onnx
+
+
+def test_report_renders_step_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoders, "RESULTS_DIR", tmp_path)
+    assert encoders.step_time_lines() == []
+    (tmp_path / "encoders_step_time_banking77.json").write_text(
+        json.dumps(
+            {
+                "command": "python -m benchmarks encoders step-time --threads 1,2",
+                "machine": {"load_average": [3.0, 2.0, 1.0], "cpus": 2},
+                "config": "configs/textcat_transformer.cfg",
+                "steps": 10,
+                "docs_per_step": 31.6,
+                "rounds": 2,
+                "seconds_per_step": {
+                    "1": {"wall": 0.61, "cpu": 0.6},
+                    "2": {"wall": 2.27, "cpu": 3.1},
+                },
+            }
+        )
+    )
+    line = "\n".join(encoders.step_time_lines())
+    assert "1 thread(s) 0.61 s per step (0.60 CPU-s)" in line
+    assert "2 thread(s) 2.27 s per step (3.10 CPU-s)" in line
+    assert "load average 3.0 on 2 cores" in line
