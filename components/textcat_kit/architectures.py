@@ -32,6 +32,7 @@ from thinc.layers.sparselinear import forward as thinc_sparse_linear_forward
 from thinc.layers.with_cpu import forward as thinc_with_cpu_forward
 from thinc.types import Floats2d
 
+from . import speedups
 from .errors import ConfigError, Errors, Warnings
 
 #: How an n-gram's count in a doc becomes its feature value.
@@ -96,14 +97,69 @@ def build_bow_text_classifier(
 
 def _with_cpu_forward(model: Model, X: Any, is_train: bool) -> tuple[Any, Callable]:
     """thinc's ``with_cpu`` forward for training; at inference ``predict`` on the inner layer
-    (on CPU the inputs and outputs are already NumPy arrays and Docs)."""
+    (on CPU the inputs and outputs are already NumPy arrays and Docs), or the compiled
+    kernel over the whole n-grams >> feature values >> sparse linear chain when built."""
     if is_train or model.ops.xp is not np:
         return thinc_with_cpu_forward(model, X, is_train)
 
     def backprop(d_outputs: Any) -> Any:  # never called: is_train is False
         raise NotImplementedError
 
-    return model.layers[0].predict(X), backprop
+    scores = _compiled_scores(model.layers[0], X) if speedups.KERNELS is not None else None
+    return (model.layers[0].predict(X) if scores is None else scores), backprop
+
+
+#: Feature-value kinds as the compiled kernel numbers them.
+_KIND_CODES = {"count": 0, "binary": 1, "tfidf": 2, "l2": 3}
+#: ``1 + ln(count)`` in float32 for small counts, computed by NumPy as
+#: :func:`scale_feature_values` does, so the kernel's tf-idf values are NumPy's to the bit.
+_LOG1P_COUNTS = (
+    1.0 + np.log(np.maximum(np.arange(1024, dtype=np.float32), np.float32(1.0)))
+).astype(np.float32)
+_NO_IDF = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32), 1.0)
+
+
+def _compiled_scores(inner: Model, docs: list[Doc]) -> np.ndarray | None:
+    """The inner chain's scores from ``textcat_kit._speedups.bow_scores``, or ``None`` when
+    ``inner`` is not exactly our n-grams >> [feature values] >> sparse linear chain."""
+    walked = list(inner.walk())
+    nodes = {node.name: node for node in walked}
+    ngrams, linear = nodes.get("extract_ngrams"), nodes.get("sparse_linear")
+    values = nodes.get("ngram_feature_values")
+    if (
+        ngrams is None
+        or linear is None
+        or ngrams._func is not _extract_ngrams_forward
+        or linear._func is not _sparse_linear_forward
+        or len(walked) != (6 if values is not None else 4)  # the chains and resizable
+    ):
+        return None
+    kind = values.attrs["kind"] if values is not None else "count"
+    slot_keys, slot_idf, unseen = _NO_IDF
+    if kind == "tfidf":
+        assert values is not None
+        if not values.attrs["idf_n_docs"]:
+            warnings.warn(Warnings.W192, stacklevel=2)
+        else:
+            slot_keys, slot_idf = _idf_slots(values)
+            unseen = float(values.attrs["idf_unseen"])
+    rows = _weight_rows(linear)
+    scores = np.zeros((len(docs), rows.shape[1]), dtype=np.float32)
+    tokens, lengths = speedups.batch_token_attrs(docs, ngrams.attrs["attr"])
+    assert speedups.KERNELS is not None
+    speedups.KERNELS.bow_scores(
+        tokens,
+        lengths,
+        ngrams.attrs["ngram_size"],
+        _KIND_CODES[kind],
+        slot_keys,
+        slot_idf,
+        unseen,
+        _LOG1P_COUNTS,
+        rows,
+        scores,
+    )
+    return scores
 
 
 def extract_ngrams(ngram_size: int, attr: int) -> Model[list[Doc], SparseBatch]:
@@ -199,6 +255,48 @@ def _sparse_linear_forward(
         _ROWS.pop(model.id, None)
         return thinc_sparse_linear_forward(model, batch, is_train)
     keys, values, lengths = batch
+    scores = sparse_linear_scores(
+        np.asarray(keys, dtype=np.uint64),
+        np.asarray(values, dtype=np.float32),
+        np.asarray(lengths, dtype=np.int64),
+        _weight_rows(model),
+    )
+
+    def backprop(d_scores: Any) -> Any:  # never called: is_train is False
+        raise NotImplementedError
+
+    return cast(Floats2d, scores), backprop
+
+
+#: Per feature-values layer (by ``Model.id``): the IDF arrays the hash table was built from,
+#: and the table (slot keys, slot IDF with NaN for an empty slot). Rebuilt when the layer's
+#: arrays change (``fit_idf``, loading).
+_IDF_SLOTS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _idf_slots(layer: Model) -> tuple[np.ndarray, np.ndarray]:
+    """The IDF table of a ``tfidf`` layer as an open-addressing hash table for the kernel:
+    one probe per n-gram instead of a binary search over the sorted keys."""
+    keys, idf = layer.attrs["idf_keys"], layer.attrs["idf"]
+    cached = _IDF_SLOTS.get(layer.id)
+    if cached is None or cached[0] is not keys or cached[1] is not idf:
+        n_slots = 1 << max(1, int(2 * len(keys)).bit_length())
+        slot_keys = np.zeros(n_slots, dtype=np.uint64)
+        slot_idf = np.full(n_slots, np.nan, dtype=np.float32)
+        assert speedups.KERNELS is not None
+        speedups.KERNELS.idf_hash_table(
+            np.ascontiguousarray(keys, dtype=np.uint64),
+            np.ascontiguousarray(idf, dtype=np.float32),
+            slot_keys,
+            slot_idf,
+        )
+        cached = (keys, idf, slot_keys, slot_idf)
+        _IDF_SLOTS[layer.id] = cached
+    return cached[2], cached[3]
+
+
+def _weight_rows(model: Model) -> np.ndarray:
+    """The (length + 1, nO) float32 copy of a sparse_linear layer's W and b (cached)."""
     weights: np.ndarray = model.get_param("W")  # type: ignore[assignment]
     bias: np.ndarray = model.get_param("b")  # type: ignore[assignment]
     cached = _ROWS.get(model.id)
@@ -209,17 +307,7 @@ def _sparse_linear_forward(
         while len(_ROWS) > _MAX_ROW_COPIES:
             _ROWS.popitem(last=False)
     _ROWS.move_to_end(model.id)
-    scores = sparse_linear_scores(
-        np.asarray(keys, dtype=np.uint64),
-        np.asarray(values, dtype=np.float32),
-        np.asarray(lengths, dtype=np.int64),
-        cached[2],
-    )
-
-    def backprop(d_scores: Any) -> Any:  # never called: is_train is False
-        raise NotImplementedError
-
-    return cast(Floats2d, scores), backprop
+    return cached[2]
 
 
 _M_C1, _M_C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)

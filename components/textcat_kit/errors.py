@@ -494,7 +494,7 @@ class Errors:
     E202 = (
         "[E202] {path}:{line}: stray '\"' at column {column} in a quoted field that starts on "
         "line {start} (near: {context!r}). Inside a quoted field a quote must be doubled "
-        "(\"\"), and the closing quote must be followed by the delimiter or the line end. "
+        '(""), and the closing quote must be followed by the delimiter or the line end. '
         "Fix the row, or pass --lenient to skip it."
     )
     E203 = (
@@ -879,6 +879,12 @@ class Warnings:
         "[W009] this warning occurred {count} times in this run (the first ones are shown "
         "above): {message}"
     )
+    W011 = (
+        "[W011] the compiled module textcat_kit.{module} was built but does not load ({error}); "
+        "bow inference uses the NumPy path (same results, slower). Reinstall the package "
+        "against the installed spaCy (pip install --force-reinstall --no-deps "
+        "spacy-textcat-kit) to rebuild it."
+    )
 
     # --- architectures (architectures.py) ---
     W192 = (
@@ -894,7 +900,7 @@ class Warnings:
         "break (first: lines {first}). Check them if the file should have one record a line."
     )
     W201 = (
-        "[W201] {path}: {n} field(s) look CSV-quoted (\"...\"), and this TSV is read without "
+        '[W201] {path}: {n} field(s) look CSV-quoted ("..."), and this TSV is read without '
         "quote processing, so the quotes are part of the text. If the file was written with "
         "CSV quoting (e.g. pandas to_csv(sep='\\t')), pass --tsv-quoting csv."
     )

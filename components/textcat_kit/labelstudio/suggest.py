@@ -409,7 +409,6 @@ def suggest(
 # --- CLI (mounted by labelstudio/cli.py as `push-issues` and `suggest`) -------------------
 
 
-
 def push_issues_command(
     issues: Path = typer.Argument(
         ..., exists=True, dir_okay=False, help="label_issues.jsonl written by `textcat-kit cv`"

@@ -34,8 +34,9 @@ from spacy.pipeline import Pipe
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenList
 
+from .. import speedups
 from ..errors import ConfigError, Errors
-from ..maths.calibration import Calibrator, calibrator_from_dict
+from ..maths.calibration import Calibrator, TemperatureScaling, calibrator_from_dict
 from .state_schema import check_calibrator_state, check_decision_state
 
 if TYPE_CHECKING:
@@ -83,6 +84,14 @@ def write_cats(docs: Sequence[Doc], labels: Sequence[str], values: np.ndarray) -
     the update replaces values instead of growing the dict (about 10% faster).
     """
     template = dict.fromkeys(labels, 0.0)
+    if speedups.KERNELS is not None:  # the same loop in C
+        speedups.KERNELS.set_cats(
+            docs if isinstance(docs, list) else list(docs),
+            tuple(labels),
+            np.ascontiguousarray(values, dtype=np.float64),
+            template,
+        )
+        return
     for doc, row in zip(docs, values.tolist(), strict=True):
         if doc.cats:
             doc.cats.update(zip(labels, row))
@@ -98,10 +107,11 @@ def write_decided(
     """Set ``doc._.decided_labels`` from an (n_docs, n_labels) boolean array (``exclusive``:
     at most one label per row, read with one argmax instead of ``np.nonzero``)."""
     if exclusive:
-        tops: list[int] = decided.argmax(axis=1).tolist() if len(docs) else []
-        kept: list[bool] = np.asarray(decided.any(axis=1)).tolist() if len(docs) else []
-        for doc, top, keep in zip(docs, tops, kept, strict=True):
-            doc.user_data[_USER_DATA_KEY] = [labels[top]] if keep else []  # type: ignore[index]
+        if not len(docs):
+            return
+        write_exclusive_decided(
+            docs, labels, decided.argmax(axis=1), np.asarray(decided.any(axis=1))
+        )
         return
     per_doc: list[list[str]] = [[] for _ in docs]
     rows, cols = np.nonzero(decided)
@@ -109,6 +119,23 @@ def write_decided(
         per_doc[i].append(labels[j])
     for doc, doc_labels in zip(docs, per_doc, strict=True):
         doc.user_data[_USER_DATA_KEY] = doc_labels  # type: ignore[index]
+
+
+def write_exclusive_decided(
+    docs: Sequence[Doc], labels: Sequence[str], top: np.ndarray, keep: np.ndarray
+) -> None:
+    """Set ``doc._.decided_labels`` to ``[labels[top]]`` where ``keep``, else ``[]``."""
+    if speedups.KERNELS is not None:  # the loop below, in C
+        speedups.KERNELS.set_decided_exclusive(
+            docs if isinstance(docs, list) else list(docs),
+            tuple(labels),
+            np.ascontiguousarray(top, dtype=np.int64),
+            np.ascontiguousarray(keep, dtype=bool),
+            _USER_DATA_KEY,
+        )
+        return
+    for doc, index, kept in zip(docs, top.tolist(), keep.tolist(), strict=True):
+        doc.user_data[_USER_DATA_KEY] = [labels[index]] if kept else []  # type: ignore[index]
 
 
 # --- the decision rule ----------------------------------------------------------------------
@@ -144,18 +171,24 @@ class DecisionRule:
         if probs.shape[0] == 0:
             return decided
         rows = np.arange(probs.shape[0])
-        top = probs.argmax(axis=1)
         if self.exclusive:
-            keep = np.ones(probs.shape[0], dtype=bool)
-            if self.abstain_threshold is not None:
-                keep = probs[rows, top] >= self.abstain_threshold
+            top, keep = self.exclusive_top(probs)
             decided[rows[keep], top[keep]] = True
             return decided
+        top = probs.argmax(axis=1)
         decided = probs >= self._threshold_array[None, :]
         if self.ensure_one_label:
             empty = ~decided.any(axis=1)
             decided[rows[empty], top[empty]] = True
         return decided
+
+    def exclusive_top(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An exclusive decision as (top label index, kept) per doc: a doc whose top
+        probability is under the abstain threshold keeps no label."""
+        top = probs.argmax(axis=1)
+        if self.abstain_threshold is None:
+            return top, np.ones(probs.shape[0], dtype=bool)
+        return top, probs[np.arange(probs.shape[0]), top] >= self.abstain_threshold
 
     def to_dict(self) -> dict[str, Any]:
         """The state as saved in ``decision.json``."""
@@ -240,21 +273,38 @@ class ClassifierState:
     def is_fitted(self) -> bool:
         return self.calibrator is not None or self.decision is not None
 
+    @property
+    def temperature(self) -> float | None:
+        """The fitted temperature, when calibration is on and is temperature scaling: then
+        a classifier with a parameter-free softmax output may apply it to its logits."""
+        if self.enabled and isinstance(self.calibrator, TemperatureScaling):
+            return float(self.calibrator.temperature_)
+        return None
+
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
         if self.calibrator is None:
             return scores
         return self.calibrator.transform(scores)
 
-    def annotate(self, docs: Sequence[Doc], labels: Sequence[str], scores: np.ndarray) -> None:
-        """Write ``doc.cats`` (calibrated if fitted) and ``doc._.decided_labels``."""
+    def annotate(
+        self,
+        docs: Sequence[Doc],
+        labels: Sequence[str],
+        scores: np.ndarray,
+        *,
+        calibrated: bool = False,
+    ) -> None:
+        """Write ``doc.cats`` (calibrated if fitted) and ``doc._.decided_labels``.
+        ``calibrated``: the classifier already applied the calibration (to its logits)."""
         if not self.enabled or not docs:
             write_cats(docs, labels, scores)
             return
-        probs = self.calibrate(scores)
+        probs = scores if calibrated else self.calibrate(scores)
         write_cats(docs, labels, probs)
-        if self.decision is not None:
-            decided = self.decision.decide(probs)
-            write_decided(docs, labels, decided, exclusive=self.decision.exclusive)
+        if self.decision is not None and self.decision.exclusive:
+            write_exclusive_decided(docs, labels, *self.decision.exclusive_top(probs))
+        elif self.decision is not None:
+            write_decided(docs, labels, self.decision.decide(probs))
 
     # Serialisation: the same two JSON files as the standalone components write.
     def to_disk(self, path: Path, labels: Sequence[str]) -> None:
@@ -317,9 +367,9 @@ class OwnsFittedState:
     fitted: ClassifierState
     labels: Any
 
-    def _annotate(self, docs: Iterable[Doc], scores: np.ndarray) -> None:
+    def _annotate(self, docs: Iterable[Doc], scores: np.ndarray, calibrated: bool = False) -> None:
         docs = docs if isinstance(docs, list) else list(docs)
-        self.fitted.annotate(docs, self.labels, scores)
+        self.fitted.annotate(docs, self.labels, scores, calibrated=calibrated)
 
     def set_fitted_state(
         self, calibrator: Calibrator | None, decision: DecisionRule | None

@@ -52,6 +52,7 @@ from thinc.types import Floats2d
 
 from ..architectures import fit_idf
 from ..errors import ConfigError, Errors
+from ..maths.calibration import temperature_softmax_from_logits
 from ..maths.losses import gradient_wrt_probabilities
 from .fitted import ClassifierState, OwnsFittedState
 from .losses import TextcatLoss
@@ -162,6 +163,11 @@ def make_weighted_multilabel_textcat(
     )
 
 
+#: Names of a parameter-free softmax output layer (``spacy.TextCatBOW.v3`` and ours end in
+#: one): the layer before it gives logits.
+SOFTMAX_OUTPUTS = ("softmax_activation", "with_cpu(softmax_activation)")
+
+
 class _WeightedLossMixin(OwnsFittedState, TextCategorizer):
     """The loss, the fitted calibration / decision state and their serialisation, shared by
     both classifiers."""
@@ -188,16 +194,41 @@ class _WeightedLossMixin(OwnsFittedState, TextCategorizer):
         disagreed. Zeros for every empty doc make the result independent of batching.
         """
         docs = list(docs)
-        scores = super().predict(docs)
+        logits = self._logits_layer()
+        if logits is None or not docs:
+            scores = super().predict(docs)
+        else:
+            temperature = self.fitted.temperature
+            assert temperature is not None
+            scores = temperature_softmax_from_logits(
+                self.model.ops.to_numpy(logits.predict(docs)), temperature
+            )
         empty = [i for i, doc in enumerate(docs) if len(doc) == 0]
         if empty:
             scores[empty] = 0.0
+            if logits is not None and docs:  # what calibrating a zero row gives
+                scores[empty] = self.fitted.calibrate(np.zeros((len(empty), scores.shape[1])))
         return scores
+
+    def _logits_layer(self) -> Model | None:
+        """The model without its parameter-free softmax output, when the fitted calibration
+        is temperature scaling: ``predict`` then returns ``softmax(logits / T)`` directly,
+        the calibrated probabilities, at the cost of one softmax instead of two."""
+        if self.fitted.temperature is None:
+            return None
+        layers = self.model.layers
+        if len(layers) != 2 or layers[1].name not in SOFTMAX_OUTPUTS:
+            return None
+        return layers[0]
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write ``doc.cats``: calibrated, with ``doc._.decided_labels``, once tuned
         (:class:`~textcat_kit.pipeline.fitted.ClassifierState`)."""
-        self._annotate(docs, np.asarray(self.model.ops.to_numpy(scores), dtype=np.float64))
+        self._annotate(
+            docs,
+            np.asarray(self.model.ops.to_numpy(scores), dtype=np.float64),
+            calibrated=self._logits_layer() is not None,
+        )
 
     def get_loss(  # type: ignore[override]
         self, examples: Iterable[Example], scores: Floats2d
