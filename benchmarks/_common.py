@@ -63,3 +63,17 @@ def write_results(name: str, results: dict[str, Any], command: Sequence[str]) ->
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf8")
     return path
+
+
+def replace_block(text: str, marker: str, body: str) -> str | None:
+    """``text`` with the lines between ``<!-- MARKER: begin -->`` and ``<!-- MARKER: end -->``
+    replaced by ``body``; ``None`` when the begin marker is absent. A begin marker without
+    its end marker is an error (the doc would lose its tail)."""
+    begin, end = f"<!-- {marker}: begin -->", f"<!-- {marker}: end -->"
+    head, found, rest = text.partition(begin)
+    if not found:
+        return None
+    _, found_end, tail = rest.partition(end)
+    if not found_end:
+        raise SystemExit(f"{begin} without {end}")
+    return f"{head}{begin}\n{body}\n{end}{tail}"

@@ -55,7 +55,7 @@ import typer  # noqa: E402
 
 from textcat_kit.scoring import ScoreSettings, score_files  # noqa: E402
 
-from ._common import shared_data, write_results  # noqa: E402
+from ._common import replace_block, shared_data, write_results  # noqa: E402
 
 NAME = "score_throughput"
 app = typer.Typer(add_completion=False)
@@ -154,8 +154,6 @@ def peak_rss_mb(model: str, source: Path, out: Path) -> tuple[float, float]:
     return peak_kb / 1024, time.perf_counter() - start
 
 
-BEGIN = "<!-- score_throughput.py: begin -->"
-END = "<!-- score_throughput.py: end -->"
 STAGE_NAMES = {
     "nlp_pipe": "in-process `nlp.pipe` (texts in memory)",
     "score_1": "`score`, one process",
@@ -304,12 +302,10 @@ def write_doc(path: Path, result: dict[str, Any], source: str, marker: str = "")
     if not marker:
         blocks.append((" cost", render_cost(result)))
     for suffix, body in blocks:
-        begin, end = BEGIN.replace(":", suffix + ":", 1), END.replace(":", suffix + ":", 1)
-        head, _, rest = text.partition(begin)
-        _, _, tail = rest.partition(end)
-        if not rest:
-            raise SystemExit(f"{path}: no {begin} marker")
-        text = f"{head}{begin}\n{body}\n{end}{tail}"
+        replaced = replace_block(text, f"score_throughput.py{suffix}", body)
+        if replaced is None:
+            raise SystemExit(f"{path}: no <!-- score_throughput.py{suffix}: begin --> marker")
+        text = replaced
     path.write_text(text, encoding="utf8")
 
 

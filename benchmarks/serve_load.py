@@ -778,20 +778,16 @@ RENDERERS = {
 def report(doc: Path) -> None:
     """Rewrite the text between ``<!-- serve_load SCENARIO: begin -->`` and ``... end -->``
     in ``doc`` from ``benchmarks/results/serve_SCENARIO.json``."""
-    from ._common import RESULTS_DIR
+    from ._common import RESULTS_DIR, replace_block
 
     text = doc.read_text(encoding="utf8")
     for scenario, render in RENDERERS.items():
-        begin = f"<!-- serve_load {scenario}: begin -->"
-        end = f"<!-- serve_load {scenario}: end -->"
-        head, found, rest = text.partition(begin)
-        if not found:
+        if f"<!-- serve_load {scenario}: begin -->" not in text:
             continue
-        _, found_end, tail = rest.partition(end)
-        if not found_end:
-            raise SystemExit(f"{doc}: {begin} without {end}")
         result = json.loads((RESULTS_DIR / f"serve_{scenario}.json").read_text(encoding="utf8"))
-        text = f"{head}{begin}\n{render(result)}\n{end}{tail}"
+        replaced = replace_block(text, f"serve_load {scenario}", render(result))
+        assert replaced is not None
+        text = replaced
         print(f"{doc}: {scenario} table from serve_{scenario}.json")
     doc.write_text(text, encoding="utf8")
 

@@ -15,16 +15,53 @@ while other processes run does not count); ``pipe_scores`` against ``full`` in w
 Read the ratios (``full_vs_tokenizer``: share of the tokenizer's throughput that the full
 pipeline keeps; ``fitted_state_overhead``: extra time of calibration + decisions over
 ``raw``), not the absolute docs/s, on a shared machine. Writes
-``benchmarks/results/speed_<name>.json``.
+``benchmarks/results/speed_<name>.json``; ``--update-doc FILE`` also renders the figures
+between ``<!-- speed <name>: begin/end -->`` in FILE (``--from-json``: from saved results).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
-from ._common import interleaved_best, write_results
+from ._common import interleaved_best, replace_block, write_results
+
+
+def render(results: dict, source: str) -> str:
+    """The figures block of ``--update-doc``."""
+    rate = results["docs_per_second"]
+    load = results["load_seconds"]
+    lines = [
+        f"Regenerate with `{results['command']}` (figures from `{source}`; "
+        f"{results['when']}, {results['machine']['cpus']} CPU cores, load average "
+        f"{results['machine']['load_average'][0]:.1f}; compiled kernels: "
+        f"{'yes' if results.get('compiled_kernels') else 'no'}).",
+        "",
+        "| | docs/s | share of the tokenizer's |",
+        "|---|---:|---:|",
+    ]
+    for key, label in (
+        ("tokenizer", "tokenizer (`spacy.blank`)"),
+        ("raw", "classifier, fitted state off"),
+        ("full", "tuned pipeline as shipped"),
+    ):
+        lines.append(f"| {label} | {rate[key]:,} | {rate[key] / rate['tokenizer']:.3f} |")
+    lines += [
+        "",
+        f"Calibration + decisions add {100 * results['fitted_state_overhead']:+.1f}% to the "
+        f"classifier's time; `spacy.load` {load['load']:.3f} s against `spacy.blank` "
+        f"{load['blank']:.3f} s.",
+    ]
+    return "\n".join(lines)
+
+
+def update_doc(path: Path, results: dict, source: str, name: str) -> None:
+    text = replace_block(path.read_text(encoding="utf8"), f"speed {name}", render(results, source))
+    if text is None:
+        raise SystemExit(f"{path}: no <!-- speed {name}: begin --> marker")
+    path.write_text(text, encoding="utf8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2, help="pipe_scores workers (0: skip)")
+    parser.add_argument("--update-doc", type=Path, default=None, help="render the figures here")
+    parser.add_argument("--from-json", type=Path, default=None, help="render saved results")
     args = parser.parse_args(argv)
+    tag = args.name or args.model.resolve().parent.name
+    if args.from_json is not None:
+        if args.update_doc is None:
+            parser.error("--from-json needs --update-doc")
+        update_doc(
+            args.update_doc, json.loads(args.from_json.read_text()), str(args.from_json), tag
+        )
+        return
 
     import spacy
     from spacy.tokens import DocBin
@@ -88,7 +135,10 @@ def main(argv: list[str] | None = None) -> None:
         spacy.load(args.model)
         load["load"] = min(load["load"], time.perf_counter() - start)
 
+    from textcat_kit import speedups
+
     results = {
+        "compiled_kernels": speedups.KERNELS is not None,
         "model": str(args.model),
         "test": str(args.test),
         "n_docs": len(texts),
@@ -105,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"full pipeline / tokenizer throughput: {results['full_vs_tokenizer']:.3f}")
     print(f"calibration + decisions add: {100 * results['fitted_state_overhead']:+.1f}%")
     print(f"spacy.load {load['load']:.3f} s, spacy.blank {load['blank']:.3f} s (best of rounds)")
-    tag = args.name or args.model.resolve().parent.name
     command = ["python -m benchmarks speed", *(argv if argv is not None else [])]
-    print(f"wrote {write_results(f'speed_{tag}', results, command)}")
+    saved = write_results(f"speed_{tag}", results, command)
+    print(f"wrote {saved}")
+    if args.update_doc is not None:
+        update_doc(args.update_doc, json.loads(saved.read_text()), str(saved), tag)
