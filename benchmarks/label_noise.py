@@ -195,7 +195,11 @@ MULTILABEL_VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def score_multilabel(
-    probs: np.ndarray, given: np.ndarray, toggled: np.ndarray, removed: np.ndarray
+    probs: np.ndarray,
+    given: np.ndarray,
+    toggled: np.ndarray,
+    removed: np.ndarray,
+    variants: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """P/R@k of the toggled (doc, label) pairs for each method, k = number toggled.
 
@@ -203,12 +207,24 @@ def score_multilabel(
     ``cv`` writes), first k; ``ranking_*`` score the first k cells of the whole ranking
     (every cell by its pair quality), which differs only when fewer than k are flagged.
     """
-    from textcat_kit.maths.label_issues import find_multilabel_issues
 
     k = len(toggled)
     docs = np.unique(toggled[:, 0])
+    truth = np.zeros(given.shape, dtype=bool)
+    truth[toggled[:, 0], toggled[:, 1]] = True
+    positive = given >= 0.5
+    # comments whose only label was removed (no other toggle): is the removed label the
+    # model's first choice for them?
+    n_toggles = np.bincount(toggled[:, 0], minlength=given.shape[0])
+    stripped = toggled[removed & (positive[toggled[:, 0]].sum(axis=1) == 0)]
+    stripped = stripped[n_toggles[stripped[:, 0]] == 1]
+    stripped_top1 = (
+        float(np.mean(probs[stripped[:, 0]].argmax(axis=1) == stripped[:, 1]))
+        if len(stripped)
+        else None
+    )
     scores = {}
-    for name, kwargs in MULTILABEL_VARIANTS.items():
+    for name, kwargs in (variants or MULTILABEL_VARIANTS).items():
         issues: MultilabelIssues = find_multilabel_issues(probs, given, **kwargs)
         precision, recall = precision_recall_at_k(issues.pairs, toggled, k)
         top = {tuple(p) for p in issues.pairs[:k].tolist()}
@@ -219,6 +235,9 @@ def score_multilabel(
         )
         rank_p, rank_r = precision_recall_at_k(ranking, toggled, k)
         doc_p, doc_r = precision_recall_at_k(issues.doc_order, docs, len(docs))
+        first = issues.pairs[:k]
+        hit_first = truth[first[:, 0], first[:, 1]]
+        given_first = positive[first[:, 0], first[:, 1]]
         entry: dict[str, Any] = {
             "k": k,
             "n_issue_pairs": int(len(issues.pairs)),
@@ -229,6 +248,11 @@ def score_multilabel(
             "ranking_precision_at_k": rank_p,
             "ranking_recall_at_k": rank_r,
             "docs": {"k": int(len(docs)), "precision_at_k": doc_p, "recall_at_k": doc_r},
+            # wrong among the first k: given labels flagged as added, absent ones as dropped
+            "false_given_at_k": int((~hit_first & given_first).sum()),
+            "false_missing_at_k": int((~hit_first & ~given_first).sum()),
+            "stripped_top1": stripped_top1,
+            "n_stripped": int(len(stripped)),
             "estimated_noise_rate": issues.noise_rate(),
         }
         if issues.noise is not None:
@@ -323,18 +347,9 @@ def run_multilabel(
 def score_label_set(
     probs: np.ndarray, given: np.ndarray, toggled: np.ndarray, removed: np.ndarray
 ) -> dict[str, Any]:
-    """P/R@k of the default ``label_set`` ranking alone (each pooled member's own figure)."""
-    issues = find_multilabel_issues(probs, given)
-    k = len(toggled)
-    precision, recall = precision_recall_at_k(issues.pairs, toggled, k)
-    docs = np.unique(toggled[:, 0])
-    doc_p, doc_r = precision_recall_at_k(issues.doc_order, docs, len(docs))
-    return {
-        "k": k,
-        "precision_at_k": precision,
-        "recall_at_k": recall,
-        "docs": {"k": int(len(docs)), "precision_at_k": doc_p, "recall_at_k": doc_r},
-    }
+    """The scores of the default ``label_set`` ranking alone (each pooled member's own)."""
+    variant = {"label_set": {"method": "label_set"}}
+    return dict(score_multilabel(probs, given, toggled, removed, variant)["label_set"])
 
 
 def rescore_multilabel(
@@ -480,7 +495,8 @@ def run_command(
         written = write_results(f"label_noise_{dataset}", results, _command_line())
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        stamped = {"command": " ".join(_command_line()), **results}
+        output.write_text(json.dumps(stamped, indent=2) + "\n", encoding="utf-8")
         written = output
     typer.echo(markdown_table(results))
     typer.echo(f"wrote {written}")
