@@ -29,6 +29,7 @@ probabilities pooled before ranking), and each member is also scored alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -109,8 +110,9 @@ def run_exclusive(
     given = corpus.gold.argmax(axis=1)
     n_labels = len(corpus.labels)
     results: dict[str, Any] = {"n_docs": len(corpus.texts), "n_labels": n_labels}
-    start = time.perf_counter()
-    clean = run_cv(
+    # One cv setup for the clean run and every noisy one: only the labels differ.
+    cv = functools.partial(
+        run_cv,
         config,
         train,
         n_folds=n_folds,
@@ -119,6 +121,8 @@ def run_exclusive(
         overrides=overrides,
         extra_configs=extras,
     )
+    start = time.perf_counter()
+    clean = cv()
     gold_idx = clean.corpus.gold.argmax(axis=1)
     column = [corpus.labels.index(label) for label in clean.labels]
     confusable = confusability(clean.calibrated, gold_idx, n_labels)
@@ -148,16 +152,7 @@ def run_exclusive(
         )
         gold = np.zeros_like(corpus.gold)
         gold[np.arange(len(noisy_idx)), noisy_idx] = 1.0
-        noisy = run_cv(
-            config,
-            train,
-            n_folds=n_folds,
-            n_jobs=n_jobs,
-            seed=seed,
-            overrides=overrides,
-            corpus=with_labels(corpus, gold),
-            extra_configs=extras,
-        )
+        noisy = cv(corpus=with_labels(corpus, gold))
         # run_cv orders the columns like the trained model: map the flips' doc ids only.
         assert isinstance(noisy.issues, ExclusiveIssues)
         scores = {}

@@ -138,9 +138,7 @@ def _compiled_scores(inner: Model, docs: list[Doc]) -> np.ndarray | None:
     slot_keys, slot_idf, unseen = _NO_IDF
     if kind == "tfidf":
         assert values is not None
-        if not values.attrs["idf_n_docs"]:
-            warnings.warn(Warnings.W192, stacklevel=2)
-        else:
+        if _has_idf(values):
             slot_keys, slot_idf = _idf_slots(values)
             unseen = float(values.attrs["idf_unseen"])
     rows = _weight_rows(linear)
@@ -232,11 +230,32 @@ def batch_ngram_counts(
 
 # --- sparse linear layer: inference in NumPy ---------------------------------------------------
 
-#: Per sparse_linear layer (by ``Model.id``; thinc models take no weak references): the W
-#: and b arrays the copy was made from, and the copy as (length + 1, nO) rows. The least
-#: recently used copies are dropped beyond ``_MAX_ROW_COPIES`` layers.
-_ROWS: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
-_MAX_ROW_COPIES = 8
+#: Inference copies per layer (by ``Model.id``; thinc models take no weak references): the
+#: arrays a copy was made from, and the copy. ``_ROWS``: a sparse_linear layer's W and b as
+#: (length + 1, nO) rows; ``_IDF_SLOTS``: a tf-idf layer's IDF table as the kernel's hash
+#: table. A copy is rebuilt when its layer holds other arrays (``use_params``, loading,
+#: resizing, ``fit_idf``); the least recently used are dropped beyond ``_MAX_COPIES`` layers.
+_ROWS: OrderedDict[int, tuple[tuple[Any, ...], Any]] = OrderedDict()
+_IDF_SLOTS: OrderedDict[int, tuple[tuple[Any, ...], Any]] = OrderedDict()
+_MAX_COPIES = 8
+
+
+def _layer_copy(
+    cache: OrderedDict[int, tuple[tuple[Any, ...], Any]],
+    layer: Model,
+    sources: tuple[Any, ...],
+    build: Callable[[], Any],
+) -> Any:
+    """``cache``'s copy for ``layer`` if it was built from these very ``sources``, else
+    ``build()`` (and keep it)."""
+    cached = cache.get(layer.id)
+    if cached is None or any(a is not b for a, b in zip(cached[0], sources, strict=True)):
+        cached = (sources, build())
+        cache[layer.id] = cached
+        while len(cache) > _MAX_COPIES:
+            cache.popitem(last=False)
+    cache.move_to_end(layer.id)
+    return cached[1]
 
 
 def _sparse_linear_forward(
@@ -268,18 +287,12 @@ def _sparse_linear_forward(
     return cast(Floats2d, scores), backprop
 
 
-#: Per feature-values layer (by ``Model.id``): the IDF arrays the hash table was built from,
-#: and the table (slot keys, slot IDF with NaN for an empty slot). Rebuilt when the layer's
-#: arrays change (``fit_idf``, loading).
-_IDF_SLOTS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
 def _idf_slots(layer: Model) -> tuple[np.ndarray, np.ndarray]:
     """The IDF table of a ``tfidf`` layer as an open-addressing hash table for the kernel:
     one probe per n-gram instead of a binary search over the sorted keys."""
     keys, idf = layer.attrs["idf_keys"], layer.attrs["idf"]
-    cached = _IDF_SLOTS.get(layer.id)
-    if cached is None or cached[0] is not keys or cached[1] is not idf:
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
         n_slots = 1 << max(1, int(2 * len(keys)).bit_length())
         slot_keys = np.zeros(n_slots, dtype=np.uint64)
         slot_idf = np.full(n_slots, np.nan, dtype=np.float32)
@@ -290,24 +303,23 @@ def _idf_slots(layer: Model) -> tuple[np.ndarray, np.ndarray]:
             slot_keys,
             slot_idf,
         )
-        cached = (keys, idf, slot_keys, slot_idf)
-        _IDF_SLOTS[layer.id] = cached
-    return cached[2], cached[3]
+        return slot_keys, slot_idf
+
+    slots: tuple[np.ndarray, np.ndarray] = _layer_copy(_IDF_SLOTS, layer, (keys, idf), build)
+    return slots
 
 
 def _weight_rows(model: Model) -> np.ndarray:
     """The (length + 1, nO) float32 copy of a sparse_linear layer's W and b (cached)."""
     weights: np.ndarray = model.get_param("W")  # type: ignore[assignment]
     bias: np.ndarray = model.get_param("b")  # type: ignore[assignment]
-    cached = _ROWS.get(model.id)
-    if cached is None or cached[0] is not weights or cached[1] is not bias:
+
+    def build() -> np.ndarray:
         rows = np.vstack([weights.reshape(model.get_dim("nO"), -1).T, bias[None, :]])
-        cached = (weights, bias, np.ascontiguousarray(rows, dtype=np.float32))
-        _ROWS[model.id] = cached
-        while len(_ROWS) > _MAX_ROW_COPIES:
-            _ROWS.popitem(last=False)
-    _ROWS.move_to_end(model.id)
-    return cached[2]
+        return np.ascontiguousarray(rows, dtype=np.float32)
+
+    rows: np.ndarray = _layer_copy(_ROWS, model, (weights, bias), build)
+    return rows
 
 
 _M_C1, _M_C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
@@ -399,9 +411,7 @@ def _feature_values_forward(
     keys, counts, lengths = batch
     weights = None
     if model.attrs["kind"] == "tfidf":
-        if not model.attrs["idf_n_docs"]:
-            # Python shows a UserWarning once per call site: no flag to keep (or to save).
-            warnings.warn(Warnings.W192, stacklevel=2)
+        _has_idf(model)
         weights = idf_weights(
             model.ops.to_numpy(keys),
             model.attrs["idf_keys"],
@@ -417,6 +427,15 @@ def _feature_values_forward(
 
     # Runs inside with_cpu (as spaCy's extract_ngrams), so NumPy arrays are the model's arrays.
     return (keys, values, lengths), backprop
+
+
+def _has_idf(layer: Model) -> bool:
+    """Whether a ``tfidf`` layer has its IDF table; W192 when not (it then scores L2-normed
+    log counts). Python shows a UserWarning once per call site: no flag to keep or save."""
+    if layer.attrs["idf_n_docs"]:
+        return True
+    warnings.warn(Warnings.W192, stacklevel=3)
+    return False
 
 
 def scale_feature_values(

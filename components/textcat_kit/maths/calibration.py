@@ -18,7 +18,7 @@ trained on: training-set scores are over-confident and the calibrator would lear
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -126,15 +126,32 @@ def _temperature_softmax(probs: np.ndarray, temperature: float) -> np.ndarray:
     # Cast first: max(cast(x), cast(eps)) == cast(max(x, eps)) (rounding is monotone).
     scaled = np.log(np.maximum(probs.astype(np.float32), np.float32(PROB_EPS)))
     scaled *= np.float32(1.0 / temperature)
-    scaled -= scaled.max(axis=1, keepdims=True)
+    return _softmax_keeping_argmax(
+        scaled, probs.argmax(axis=1), lambda rows: _log_probs(probs[rows]) / temperature
+    )
+
+
+def _softmax_keeping_argmax(
+    scaled: np.ndarray, top: np.ndarray, exact_logits: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Row-wise softmax of the float32 logits ``scaled`` (already divided by the
+    temperature), normalised in float64, whose argmax must be ``top``.
+
+    ``top`` is an argmax of ``scaled`` (the callers' logits are monotone in what ``top`` was
+    taken from), so ``scaled[row, top]`` is the row maximum without a reduction over the
+    row. A row whose argmax float32 rounding moved is recomputed in float64 from
+    ``exact_logits(rows)``, so the argmax promise holds exactly.
+    """
+    rows = np.arange(scaled.shape[0])
+    scaled -= scaled[rows, top][:, None]
     np.exp(scaled, out=scaled)
     calibrated = scaled.astype(np.float64)
     calibrated /= calibrated.sum(axis=1, keepdims=True)
-    changed = np.flatnonzero(calibrated.argmax(axis=1) != probs.argmax(axis=1))
+    changed = np.flatnonzero(calibrated.argmax(axis=1) != top)
     if changed.size:
         from scipy.special import softmax
 
-        calibrated[changed] = softmax(_log_probs(probs[changed]) / temperature, axis=1)
+        calibrated[changed] = softmax(exact_logits(changed), axis=1)
     return calibrated
 
 
@@ -270,27 +287,18 @@ def temperature_softmax_from_logits(logits: np.ndarray, temperature: float) -> n
     What :func:`apply_temperature` gives on ``softmax(logits)`` (softmax is shift-invariant,
     so ``log(softmax(z)) / T`` and ``z / T`` have the same softmax), for a classifier whose
     logits are at hand: one softmax instead of a softmax, a log and a second softmax. The
-    numerics follow :func:`_temperature_softmax` (float32 exp, float64 normalisation); the
-    two agree to about 1e-7. The argmax of the logits is kept exactly (rows whose float32
-    rounding moved it are recomputed in float64).
+    numerics are :func:`_temperature_softmax`'s (float32 exp, float64 normalisation); the
+    two agree to about 1e-7. The argmax of the logits is kept exactly.
     """
     check_range(temperature, "temperature", 0.0, np.inf, low_open=True)
     scaled = np.asarray(logits, dtype=np.float32) * np.float32(1.0 / temperature)
     if scaled.size == 0:
         return scaled.astype(np.float64)
-    rows = np.arange(scaled.shape[0])
-    top = scaled.argmax(axis=1)
-    scaled -= scaled[rows, top][:, None]
-    np.exp(scaled, out=scaled)
-    calibrated = scaled.astype(np.float64)
-    calibrated /= calibrated.sum(axis=1, keepdims=True)
-    changed = np.flatnonzero(calibrated.argmax(axis=1) != top)
-    if changed.size:
-        from scipy.special import softmax
-
-        exact = np.asarray(logits, dtype=np.float64)[changed] / temperature
-        calibrated[changed] = softmax(exact, axis=1)
-    return calibrated
+    return _softmax_keeping_argmax(
+        scaled,
+        scaled.argmax(axis=1),
+        lambda rows: np.asarray(logits, dtype=np.float64)[rows] / temperature,
+    )
 
 
 class TemperatureScaling:
@@ -322,6 +330,14 @@ class TemperatureScaling:
         probs = check_probs(probs)
         _check_n_labels(probs, self.n_labels_)
         return _temperature_softmax(probs, self.temperature_)
+
+    def transform_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from the classifier's logits (the softmax's inputs):
+        :meth:`transform` of ``softmax(logits)``, without computing that softmax."""
+        if not hasattr(self, "temperature_"):
+            raise _not_fitted(self, "temperature")
+        _check_n_labels(logits, self.n_labels_)
+        return temperature_softmax_from_logits(logits, self.temperature_)
 
     def to_dict(self) -> dict[str, Any]:
         """Settings and fitted state as JSON-safe values."""

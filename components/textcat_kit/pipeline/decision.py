@@ -34,7 +34,7 @@ from spacy.util import registry
 
 from ..errors import ConfigError, Errors
 from ..maths.thresholds import OBJECTIVES, abstain_threshold, tune_thresholds
-from .fitted import EXTENSION, DecisionRule, FittedComponent, write_decided
+from .fitted import EXTENSION, DecisionRule, FittedComponent, write_decisions
 from .state_schema import check_decision_state
 
 __all__ = ["EXTENSION", "Decision", "make_decision", "score_decisions"]
@@ -252,7 +252,9 @@ class Decision(FittedComponent):
         return self.rule.decide(probs)
 
     def _process_scores(self, docs: Sequence[Doc], scores: np.ndarray) -> np.ndarray:
-        write_decided(docs, self._labels, self.decide(scores), exclusive=self.exclusive)
+        if self.rule is None:
+            raise ConfigError(Errors.E011.format(name=self.name, what="thresholds"))
+        write_decisions(docs, self._labels, self.rule, scores)
         return scores
 
     def initialize(

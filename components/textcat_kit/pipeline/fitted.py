@@ -101,18 +101,19 @@ def write_cats(docs: Sequence[Doc], labels: Sequence[str], values: np.ndarray) -
             doc.cats = cats
 
 
-def write_decided(
-    docs: Sequence[Doc], labels: Sequence[str], decided: np.ndarray, *, exclusive: bool = False
+def write_decisions(
+    docs: Sequence[Doc], labels: Sequence[str], rule: DecisionRule, probs: np.ndarray
 ) -> None:
-    """Set ``doc._.decided_labels`` from an (n_docs, n_labels) boolean array (``exclusive``:
-    at most one label per row, read with one argmax instead of ``np.nonzero``)."""
-    if exclusive:
-        if not len(docs):
-            return
-        write_exclusive_decided(
-            docs, labels, decided.argmax(axis=1), np.asarray(decided.any(axis=1))
-        )
-        return
+    """Decide ``probs`` with ``rule`` and set ``doc._.decided_labels``; an exclusive rule
+    writes from its top label and abstain flag, without a boolean matrix."""
+    if rule.exclusive:
+        write_exclusive_decided(docs, labels, *rule.exclusive_top(probs))
+    else:
+        write_decided(docs, labels, rule.decide(probs))
+
+
+def write_decided(docs: Sequence[Doc], labels: Sequence[str], decided: np.ndarray) -> None:
+    """Set ``doc._.decided_labels`` from an (n_docs, n_labels) boolean array."""
     per_doc: list[list[str]] = [[] for _ in docs]
     rows, cols = np.nonzero(decided)
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
@@ -274,12 +275,15 @@ class ClassifierState:
         return self.calibrator is not None or self.decision is not None
 
     @property
-    def temperature(self) -> float | None:
-        """The fitted temperature, when calibration is on and is temperature scaling: then
-        a classifier with a parameter-free softmax output may apply it to its logits."""
-        if self.enabled and isinstance(self.calibrator, TemperatureScaling):
-            return float(self.calibrator.temperature_)
-        return None
+    def calibrates_logits(self) -> bool:
+        """Calibration is on and maps logits (temperature scaling: ``transform_logits``):
+        then a classifier with a parameter-free softmax output hands it its logits."""
+        return self.enabled and isinstance(self.calibrator, TemperatureScaling)
+
+    def calibrate_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from logits (only when :attr:`calibrates_logits`)."""
+        assert isinstance(self.calibrator, TemperatureScaling)
+        return self.calibrator.transform_logits(logits)
 
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
         if self.calibrator is None:
@@ -301,10 +305,8 @@ class ClassifierState:
             return
         probs = scores if calibrated else self.calibrate(scores)
         write_cats(docs, labels, probs)
-        if self.decision is not None and self.decision.exclusive:
-            write_exclusive_decided(docs, labels, *self.decision.exclusive_top(probs))
-        elif self.decision is not None:
-            write_decided(docs, labels, self.decision.decide(probs))
+        if self.decision is not None:
+            write_decisions(docs, labels, self.decision, probs)
 
     # Serialisation: the same two JSON files as the standalone components write.
     def to_disk(self, path: Path, labels: Sequence[str]) -> None:

@@ -52,7 +52,6 @@ from thinc.types import Floats2d
 
 from ..architectures import fit_idf
 from ..errors import ConfigError, Errors
-from ..maths.calibration import temperature_softmax_from_logits
 from ..maths.losses import gradient_wrt_probabilities
 from .fitted import ClassifierState, OwnsFittedState
 from .losses import TextcatLoss
@@ -194,27 +193,23 @@ class _WeightedLossMixin(OwnsFittedState, TextCategorizer):
         disagreed. Zeros for every empty doc make the result independent of batching.
         """
         docs = list(docs)
-        logits = self._logits_layer()
-        if logits is None or not docs:
+        logits = self._logits_layer() if docs else None
+        if logits is None:
             scores = super().predict(docs)
         else:
-            temperature = self.fitted.temperature
-            assert temperature is not None
-            scores = temperature_softmax_from_logits(
-                self.model.ops.to_numpy(logits.predict(docs)), temperature
-            )
+            scores = self.fitted.calibrate_logits(self.model.ops.to_numpy(logits.predict(docs)))
         empty = [i for i, doc in enumerate(docs) if len(doc) == 0]
         if empty:
-            scores[empty] = 0.0
-            if logits is not None and docs:  # what calibrating a zero row gives
-                scores[empty] = self.fitted.calibrate(np.zeros((len(empty), scores.shape[1])))
+            zeros = np.zeros((len(empty), scores.shape[1]))
+            # already calibrated: what calibrating the zero scores gives
+            scores[empty] = zeros if logits is None else self.fitted.calibrate(zeros)
         return scores
 
     def _logits_layer(self) -> Model | None:
-        """The model without its parameter-free softmax output, when the fitted calibration
-        is temperature scaling: ``predict`` then returns ``softmax(logits / T)`` directly,
-        the calibrated probabilities, at the cost of one softmax instead of two."""
-        if self.fitted.temperature is None:
+        """The model without its parameter-free softmax output, when the fitted calibrator
+        maps logits (temperature scaling): ``predict`` then returns the calibrated
+        probabilities directly, ``softmax(logits / T)``, one softmax instead of two."""
+        if not self.fitted.calibrates_logits:
             return None
         layers = self.model.layers
         if len(layers) != 2 or layers[1].name not in SOFTMAX_OUTPUTS:
