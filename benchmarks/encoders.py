@@ -15,8 +15,9 @@ every system on the same splits, and times training and inference:
   learning rate decaying linearly to 0 over exactly those epochs' steps (counted with the
   config's own batcher); ``--trf-limit`` caps its training docs (a CPU budget, reported);
 * ``distil``: the bow student of :mod:`textcat_kit.distil` trained on the tuned embed
-  pipeline's calibrated probabilities (with ``--per-class``, the rest of the training
-  texts are given to it unlabelled).
+  pipeline's calibrated probabilities (``--teacher transformer``: the tuned fine-tuned
+  pipeline's; with ``--per-class``, the rest of the training texts are given to it
+  unlabelled).
 
 ``--per-class N`` keeps N training examples per label (seeded), dev and test unchanged.
 Inference docs/s: one process, ``nlp.pipe`` over the test texts (the embedding cache is
@@ -263,6 +264,16 @@ def run(
         help="Transformer: torch threads for training, tuning and timing it (0: torch's "
         "default; on shared cores 1 is faster, see docs/encoders.md)",
     ),
+    embed_threads: int = typer.Option(
+        0,
+        help="Embed: torch threads for its training (the encoder and its contrastive "
+        "fine-tune), tuning and timing (0: torch's default)",
+    ),
+    teacher: str = typer.Option(
+        "embed",
+        help="Distil: the tuned system whose probabilities the bow student learns (embed or "
+        "transformer; it must have been run first)",
+    ),
     seed: int = 0,
 ) -> None:
     """Train, tune, evaluate and time the systems on one dataset; write the result JSON."""
@@ -362,16 +373,30 @@ def run(
             "--components.textcat.model.encoder.cache_dir",
             str(cache),
         ]
+        if embed_threads:
+            from textcat_kit.embeddings.threads import set_threads
+
+            set_threads(embed_threads)  # tuning and the docs/s below run in this process
+            if corpus.exclusive:  # the exclusive config has the threads callback
+                overrides += ["--initialize.before_init.threads", str(embed_threads)]
         head_s = spacy_train(cfg["embed"], train_path, dev_path, out, overrides, reuse)
+        meta = json.loads((out / "model-best" / "meta.json").read_text())
+        contrastive = meta.get("textcat_kit_contrastive", {})
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "embed-tuned")
         row.update(
-            train_s=head_s + warm["encode_s"],
+            # A contrastively fine-tuned encoder encodes the texts again inside `spacy train`
+            # (the frozen encoder's cached vectors are not its vectors).
+            train_s=head_s + (0.0 if "steps" in contrastive else warm["encode_s"]),
+            contrastive=contrastive,
+            overrides=" ".join(overrides[4:]),
             head_train_s=head_s,
             encode=warm,
             encode_test=warm_test,
             docs_per_s=pipeline_docs_per_second(work / "embed-tuned", test_texts, 1),
         )
         results["systems"]["embed"] = row
+        if embed_threads:
+            command.append(f"--embed-threads {embed_threads}")
         save()
     if "transformer" in wanted:
         from textcat_kit.embeddings.threads import set_threads
@@ -409,18 +434,24 @@ def run(
     if "distil" in wanted:
         from textcat_kit.distil import DistilSettings, distil
 
+        if teacher not in ("embed", "transformer"):
+            raise typer.BadParameter(f"--teacher {teacher}: embed or transformer")
+        if teacher == "transformer" and trf_threads:
+            from textcat_kit.embeddings.threads import set_threads
+
+            set_threads(trf_threads)  # the teacher scores the training texts in this process
         extra = None
         if unlabelled:
             extra = work / "unlabelled.jsonl"
             extra.write_text("".join(json.dumps({"text": t}) + "\n" for t in unlabelled))
-        out = work / "distil"
+        out = work / ("distil" if teacher == "embed" else f"distil-{teacher}")
         done = out / "distil.json"
         settings = DistilSettings(seed=seed)
         if reuse and done.is_file() and json.loads(done.read_text())["settings"] == vars(settings):
             record = json.loads(done.read_text())
         else:
             record = distil(
-                work / "embed-tuned",
+                work / f"{teacher}-tuned",
                 cfg["bow"],
                 train_path,
                 dev_path,
@@ -429,15 +460,19 @@ def run(
                 settings=settings,
                 overwrite=True,
             )
-        row = tune_and_evaluate(out / "model-best", dev_path, test_path, work / "distil-tuned")
+        tuned = work / ("distil-tuned" if teacher == "embed" else f"distil-{teacher}-tuned")
+        row = tune_and_evaluate(out / "model-best", dev_path, test_path, tuned)
         row.update(
+            teacher=teacher,
             train_s=record["seconds"],
             teacher_s=record["teacher_seconds"],
             n_unlabelled=record["n_unlabelled"],
             best_epoch=record["best_epoch"],
-            docs_per_s=pipeline_docs_per_second(work / "distil-tuned", test_texts, repeats),
+            docs_per_s=pipeline_docs_per_second(tuned, test_texts, repeats),
         )
         results["systems"]["distil"] = row
+        if teacher != "embed":
+            command.append(f"--teacher {teacher} --trf-threads {trf_threads}")
         save()
     typer.echo(json.dumps(results["systems"], indent=1, default=str))
 
@@ -724,9 +759,45 @@ NAMES = {
     "tfidf_lr": "TF-IDF + LogisticRegression (scikit-learn)",
     "bow": "bow (`textcat[_multilabel]_bow.cfg`)",
     "embed": "embedding head (`textcat[_multilabel]_embed.cfg`, frozen all-MiniLM-L6-v2)",
-    "distil": "distilled bow (student of the embedding head)",
+    "distil": "distilled bow",
     "transformer": "fine-tuned all-MiniLM-L6-v2 (`textcat[_multilabel]_transformer.cfg`)",
 }
+
+
+TEACHER_NAMES = {"embed": "the embedding head", "transformer": "the fine-tuned MiniLM"}
+
+
+def system_name(name: str, row: dict[str, Any]) -> str:
+    """The table's name of a system (the distilled row names its teacher)."""
+    if name == "distil":
+        return f"distilled bow (student of {TEACHER_NAMES[row.get('teacher', 'embed')]})"
+    if name == "embed" and "steps" in row.get("contrastive", {}):
+        steps = row["contrastive"]["steps"]
+        return (
+            "embedding head (`textcat_embed.cfg`, all-MiniLM-L6-v2 contrastively fine-tuned "
+            f"on the training texts for {steps} steps, then frozen)"
+        )
+    return NAMES[name]
+
+
+def distil_sentence(rows: dict[str, Any]) -> str:
+    """What the distilled student gained over bow, relative to its teacher's lead (if any)."""
+    student, teacher_name = rows["distil"], rows["distil"].get("teacher", "embed")
+    unlabelled = f"{student.get('n_unlabelled', 0)} unlabelled training texts given to the student"
+    if "bow" not in rows or teacher_name not in rows:
+        return f"The distilled bow's teacher or the bow row is missing ({unlabelled})."
+    bow, teacher = rows["bow"]["macro_f"], rows[teacher_name]["macro_f"]
+    gain = student["macro_f"] - bow
+    if teacher > bow:
+        return (
+            f"The distilled bow closes {100 * gain / (teacher - bow):.0f}% of the macro-F1 gap "
+            f"between bow and its teacher ({unlabelled})."
+        )
+    return (
+        f"The teacher ({TEACHER_NAMES[teacher_name]}, {teacher:.3f}) is weaker than bow "
+        f"({bow:.3f}) here, so there is no gap to close; the distilled bow scores "
+        f"{student['macro_f']:.3f}, {100 * gain:+.1f} points against bow ({unlabelled})."
+    )
 
 
 @app.command()
@@ -772,18 +843,12 @@ def report() -> None:
             if row is None:
                 continue
             lines.append(
-                f"| {NAMES[name]} | {row['macro_f']:.3f} | {row['ece']:.3f} | "
+                f"| {system_name(name, row)} | {row['macro_f']:.3f} | {row['ece']:.3f} | "
                 f"{row['train_s']:.0f} | {row['docs_per_s']:.0f} |"
             )
         rows = res["systems"]
-        if all(name in rows for name in ("bow", "embed", "distil")):
-            gap = rows["embed"]["macro_f"] - rows["bow"]["macro_f"]
-            closed = (rows["distil"]["macro_f"] - rows["bow"]["macro_f"]) / gap if gap else 0.0
-            lines.append(
-                f"\nThe distilled bow closes {100 * closed:.0f}% of the macro-F1 gap between "
-                f"bow and its teacher ({rows['distil'].get('n_unlabelled', 0)} unlabelled "
-                "training texts given to the student)."
-            )
+        if "distil" in rows:
+            lines += ["", distil_sentence(rows)]
         if "transformer" in rows:
             trf = rows["transformer"]
             lines.append(
@@ -826,6 +891,12 @@ def reference_lines() -> list[str]:
     return lines
 
 
+def decision_note(res: dict[str, Any]) -> str:
+    """How the ONNX table's macro-F1 decided labels (older result files: argmax)."""
+    rule = next(iter(res["pipelines"].values())).get("decision_rule")
+    return f"; labels decided by the pipeline's {rule}" if rule == "decision component" else ""
+
+
 def onnx_lines() -> list[str]:
     """The ONNX export of a real model (``onnx_int8_quality --model``) as a table."""
     lines: list[str] = []
@@ -835,7 +906,9 @@ def onnx_lines() -> list[str]:
             f"**ONNX export of `{res['model']}`**, {res['n_test']} test texts "
             f"(`{res['command']}`; speed: {res['clock']}, {res['threads']} thread, batches of "
             f"64 over {res['n_speed_batch64']} texts and one at a time over "
-            f"{res['n_speed_batch1']}; load average {res['machine']['load_average'][0]:.0f}):",
+            f"{res['n_speed_batch1']}; load average {res['machine']['load_average'][0]:.0f}"
+            + decision_note(res)
+            + "):",
             "",
             "| pipeline | test macro-F1 | max abs. difference of doc.cats | same decision "
             "| docs per CPU-s, batch 64 | docs per CPU-s, batch 1 |",

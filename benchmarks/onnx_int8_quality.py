@@ -102,6 +102,28 @@ def scores(nlp_dir: Path, texts: list[str], labels: list[str], onnx: bool) -> np
     return np.array([[doc.cats[label] for label in labels] for doc in nlp.pipe(texts)])
 
 
+def pipeline_decisions(
+    docs: list[Any], labels: list[str], probs: np.ndarray, exclusive: bool
+) -> tuple[np.ndarray, str]:
+    """0/1 decisions as the pipeline makes them: its decision component's labels (tuned
+    thresholds, exported with the pipeline) when it has one, else the argmax (exclusive)
+    or 0.5 (multi-label)."""
+    from spacy.tokens import Doc
+
+    from textcat_kit.maths import metrics
+
+    if docs and Doc.has_extension("decided_labels") and docs[0]._.decided_labels is not None:
+        index = {label: j for j, label in enumerate(labels)}
+        decided = np.zeros(probs.shape, dtype=np.int64)
+        for i, doc in enumerate(docs):
+            for label in doc._.decided_labels:
+                decided[i, index[label]] = 1
+        return decided, "decision component"
+    if exclusive:
+        return np.eye(len(labels), dtype=np.int64)[probs.argmax(axis=1)], "argmax"
+    return metrics.decide(probs, 0.5).astype(np.int64), "threshold 0.5"
+
+
 def real_model(args: argparse.Namespace) -> None:
     """Export ``args.model`` (fp32, int8), score the three pipelines on ``args.test``, time them."""
     import spacy
@@ -148,25 +170,23 @@ def real_model(args: argparse.Namespace) -> None:
     labels = list(textcat_pipe.labels)
     gold = cats_matrix(gold_docs, labels)
     exclusive = bool(np.all((gold >= 0.5).sum(axis=1) == 1))
-    probs = {
-        name: np.array([[doc.cats[label] for label in labels] for doc in nlp.pipe(texts)])
-        for name, nlp in pipelines.items()
-    }
+    probs, decisions = {}, {}
+    for name, nlp in pipelines.items():
+        docs = list(nlp.pipe(texts))
+        probs[name] = cats_matrix(docs, labels)
+        decisions[name], rule = pipeline_decisions(docs, labels, probs[name], exclusive)
     reference = probs["spacy-transformers"]
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name, p in probs.items():
-        if exclusive:
-            decided = np.eye(len(labels))[p.argmax(axis=1)]
-            same = float(np.mean(p.argmax(axis=1) == reference.argmax(axis=1)))
-        else:
-            decided = metrics.decide(p, 0.5)
-            same = float(np.mean(np.all(decided == metrics.decide(reference, 0.5), axis=1)))
+        decided = decisions[name]
+        same = float(np.mean(np.all(decided == decisions["spacy-transformers"], axis=1)))
         prf = metrics.prf_per_label(decided, gold)
         rows[name] = {
             "macro_f": prf.macro_f,
             "micro_f": prf.micro_f,
             "max_abs_diff": float(np.abs(p - reference).max()),
             "same_decision": same,
+            "decision_rule": rule,
             **summaries.get(name, {}),
         }
     speed_texts = texts[: args.speed_texts]

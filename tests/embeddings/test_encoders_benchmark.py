@@ -123,3 +123,42 @@ def test_report_renders_step_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "1 thread(s) 0.61 s per step (0.60 CPU-s)" in line
     assert "2 thread(s) 2.27 s per step (3.10 CPU-s)" in line
     assert "load average 3.0 on 2 cores" in line
+
+
+def test_distil_sentence_names_its_teacher_and_a_weaker_teacher() -> None:
+    rows = {
+        "bow": {"macro_f": 0.80},
+        "embed": {"macro_f": 0.90},
+        "transformer": {"macro_f": 0.75},
+        "distil": {"macro_f": 0.85, "n_unlabelled": 7},
+    }
+    assert "closes 50% of the macro-F1 gap" in encoders.distil_sentence(rows)
+    assert "7 unlabelled" in encoders.distil_sentence(rows)
+    rows["distil"] = {"macro_f": 0.82, "teacher": "transformer"}
+    weaker = encoders.distil_sentence(rows)
+    assert "weaker than bow" in weaker and "0.750" in weaker and "+2.0 points" in weaker
+    assert "closes" not in weaker
+    assert "fine-tuned MiniLM" in encoders.system_name("distil", rows["distil"])
+    assert "frozen" in encoders.system_name("embed", {})
+    tuned = encoders.system_name("embed", {"contrastive": {"steps": 130}})
+    assert "contrastively fine-tuned" in tuned and "130 steps" in tuned
+    assert "frozen" in encoders.system_name("embed", {"contrastive": {"skipped": "why"}})
+
+
+def test_onnx_quality_scores_the_pipelines_own_decisions() -> None:
+    import numpy as np
+    from benchmarks.onnx_int8_quality import pipeline_decisions
+    from spacy.tokens import Doc
+
+    nlp = spacy.blank("en")
+    probs = np.array([[0.6, 0.3], [0.2, 0.4]])
+    docs = [nlp.make_doc("a"), nlp.make_doc("b")]
+    decided, rule = pipeline_decisions(docs, ["x", "y"], probs, exclusive=False)
+    if not Doc.has_extension("decided_labels"):
+        assert rule == "threshold 0.5" and decided.tolist() == [[1, 0], [0, 0]]
+        Doc.set_extension("decided_labels", default=None)
+    docs[0]._.decided_labels, docs[1]._.decided_labels = ["x", "y"], ["y"]  # tuned thresholds
+    decided, rule = pipeline_decisions(docs, ["x", "y"], probs, exclusive=False)
+    assert rule == "decision component" and decided.tolist() == [[1, 1], [0, 1]]
+    decided, rule = pipeline_decisions([nlp.make_doc("c")], ["x", "y"], probs[1:], True)
+    assert rule == "argmax" and decided.tolist() == [[0, 1]]
