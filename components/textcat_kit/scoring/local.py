@@ -21,8 +21,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from spacy.language import Language
-
 from ..errors import Warnings
 from ..runtime_gc import freeze_loaded_objects, unfreeze_objects
 from .inputs import Chunk, Fields, InputFile, Position, read_chunks
@@ -32,6 +30,7 @@ from .store import OutputFormat, PartMeta, PartStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from spacy.language import Language
 
 #: What the forked workers run (set in the parent just before the pool forks).
 _WORKER: tuple[Scorer, OutputSpec, OutputFormat] | None = None

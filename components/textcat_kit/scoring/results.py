@@ -28,14 +28,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from spacy.language import Language
-from spacy.tokens import Doc
 
 from ..errors import ConfigError, Errors, Warnings
-from ..evaluation import find_textcat, is_exclusive
 
+# spaCy is imported where a pipeline is used, not here: the Ray engine's read and write
+# tasks import this module for the output layout, and importing spaCy (with thinc and, when
+# installed, torch) would cost each of those worker processes seconds of CPU.
 if TYPE_CHECKING:
     import pyarrow as pa
+    from spacy.language import Language
 
 DECIDED = "decided_labels"
 
@@ -54,6 +55,9 @@ class OutputSpec:
     def from_pipeline(
         cls, nlp: Language, *, top_k: int | None = None, with_id: bool = False
     ) -> OutputSpec:
+        from spacy.tokens import Doc
+
+        from ..evaluation import find_textcat, is_exclusive
         from ..pipeline.fitted import pipeline_decisions
 
         name, pipe = find_textcat(nlp)
