@@ -253,6 +253,7 @@ def score_multilabel(
         if issues.noise is not None:
             entry["estimated_add_rate"] = issues.noise.add_rate
             entry["estimated_remove_rate"] = issues.noise.remove_rate
+            entry["estimated_flip_rate"] = issues.noise.flip_rate
             entry["em_iterations"] = issues.noise.n_iter
         scores[name] = entry
     return scores
@@ -270,11 +271,17 @@ def run_multilabel(
     dump: Path | None = None,
     rescore: list[Path] | None = None,
     extra_configs: list[Path] | None = None,
+    noise: str = "toggle",
 ) -> dict[str, Any]:
     train = corpus_dir / "train.spacy"
     corpus = read_corpus(train)
     positive = corpus.gold >= 0.5
-    noisy_gold, toggled = inject_multilabel_noise(positive, fraction, seed)
+    noisy_gold, toggled = inject_multilabel_noise(
+        positive,
+        fraction,
+        seed,
+        kind=noise,  # type: ignore[arg-type]
+    )
     if rescore:
         return rescore_multilabel(rescore, positive, toggled)
     start = time.perf_counter()
@@ -361,8 +368,15 @@ def rescore_multilabel(
             for name in ("oof", "noisy_gold", "toggled", "removed", "folds")
             if name != "folds" or len(dumps) > 1  # pooled dumps must share their folds
         }
-        if len(arrays["toggled"]) != len(toggled) or arrays["oof"].shape != positive.shape:
-            raise typer.BadParameter(f"{dump} was dumped from another corpus, seed or fraction")
+        same_docs = np.array_equal(np.unique(arrays["toggled"][:, 0]), np.unique(toggled[:, 0]))
+        if (
+            len(arrays["toggled"]) != len(toggled)
+            or arrays["oof"].shape != positive.shape
+            or not same_docs
+        ):
+            raise typer.BadParameter(
+                f"{dump} was dumped from another corpus, seed, fraction or --noise"
+            )
         if loaded and not all(
             np.array_equal(arrays[name], loaded[0][name])
             for name in ("noisy_gold", "toggled", "folds")
@@ -420,6 +434,11 @@ def run_command(
     seed: int = typer.Option(0),
     fraction: float = typer.Option(0.05),
     settings: str = typer.Option("mixed,uniform,confusable", help="Exclusive noise settings."),
+    noise: str = typer.Option(
+        "toggle",
+        help="Multi-label noise: toggle (half the broken cells drop a given label, half add "
+        "one) or flip (given labels replaced by another label; two cells per flip).",
+    ),
     max_epochs: int | None = typer.Option(None),
     calibration: str = typer.Option("auto", help="Multi-label calibration of the OOF scores."),
     dump: Path | None = typer.Option(None, help="Multi-label: save the OOF arrays here."),
@@ -474,6 +493,7 @@ def run_command(
             dump,
             rescore,
             extras,
+            noise,
         )
     results.update(
         {
@@ -483,6 +503,7 @@ def run_command(
             "n_folds": n_folds,
             "seed": seed,
             "fraction": fraction,
+            **({"noise": noise} if dataset != "banking77" else {}),
             "overrides": overrides,
         }
     )

@@ -127,7 +127,10 @@ def test_cv_multilabel_picks_its_config_from_data_json(tmp_path: Path) -> None:
     assert report["config"].endswith("textcat_multilabel_bow.cfg")
     assert report["label_issues"]["method"] == "label_set"
     assert report["label_issues"]["estimated_add_rate"] >= 0
+    assert report["label_issues"]["swaps"] is True
+    assert 0 <= report["label_issues"]["estimated_flip_rate"] < 0.5
     assert "label-set posterior" in (out / "cv_report.md").read_text()
+    assert "replaces the right one with rate" in (out / "cv_report.md").read_text()
     issues = list(srsly.read_jsonl(out / "label_issues.jsonl"))
     assert issues and isinstance(issues[0]["given"], list)
     scores = [issue["score"] for issue in issues]

@@ -71,6 +71,41 @@ def test_rescore_scores_saved_arrays(tmp_path: Path) -> None:
     )
 
 
+def test_rescore_of_flip_noise(tmp_path: Path) -> None:
+    gold = write_corpus(tmp_path / "corpus" / "train.spacy", 800, seed=4)
+    noisy, changed = inject_multilabel_noise(gold, 0.05, seed=0, kind="flip")
+    rng = np.random.default_rng(5)
+    probs = 1 / (1 + np.exp(-(rng.normal(size=gold.shape) + (2 * gold - 1) * 3.0)))
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for name, array in (
+        ("oof", probs),
+        ("noisy_gold", noisy),
+        ("toggled", changed),
+        ("removed", gold[changed[:, 0], changed[:, 1]]),
+    ):
+        np.save(dump / f"{name}.npy", array, allow_pickle=False)
+    (dump / "cv_summary.json").write_text(json.dumps({"macro_f": {"mean": 0.9, "std": 0.0}}))
+    corpus = str(tmp_path / "corpus")
+    out = tmp_path / "flip.json"
+    with pytest.raises(SystemExit) as done:
+        main(
+            ["goemotions", corpus, "--noise", "flip", "--rescore", str(dump), "--output", str(out)]
+        )
+    assert done.value.code == 0
+    result = json.loads(out.read_text())
+    assert result["noise"] == "flip" and result["n_toggled"] == len(changed)
+    label_set = result["scores"]["label_set (default)"]
+    assert label_set["estimated_flip_rate"] > 0.005
+    assert label_set["precision_at_k"] >= 0.8
+    # half the changed cells lost a given label, half gained one: both directions found
+    assert label_set["recall_removed"] >= 0.7 and label_set["recall_added"] >= 0.7
+    # the same arrays are not a dump of toggle noise
+    with pytest.raises(SystemExit) as refused:
+        main(["goemotions", corpus, "--rescore", str(dump), "--output", str(out)])
+    assert refused.value.code != 0
+
+
 def test_rescore_pools_several_dumps(tmp_path: Path) -> None:
     gold = write_corpus(tmp_path / "corpus" / "train.spacy", 800, seed=2)
     noisy, toggled = inject_multilabel_noise(gold, 0.05, seed=0)

@@ -513,13 +513,16 @@ def run_cv(
     keep_models: Path | None = None,
     corpus: LabelledCorpus | None = None,
     extra_configs: Sequence[Path] = (),
+    swaps: bool = True,
 ) -> CVResult:
     """Cross-validate ``config`` on ``train`` and rank its label issues (module docstring).
 
     ``corpus`` replaces the file's labels (e.g. with injected noise, for benchmarks);
     its docs must be those of ``train``, in order. ``filter_by`` / ``rank_by`` apply to
     exclusive tasks and to the ``per_label`` multi-label method, ``multilabel_method`` to
-    multi-label tasks (:func:`textcat_kit.maths.label_issues.find_multilabel_issues`).
+    multi-label tasks (:func:`textcat_kit.maths.label_issues.find_multilabel_issues`;
+    ``swaps``: the ``label_set`` posterior also weighs a given label replaced by another
+    one, at a flip rate EM estimates).
 
     ``extra_configs``: more configs of the same kind, trained on the same folds; each
     one's out-of-fold scores are calibrated on their own, then all members' calibrated
@@ -655,6 +658,7 @@ def run_cv(
             method=cast(MultilabelMethod, multilabel_method),
             filter_by=cast(FilterBy, filter_by),
             rank_by=cast(RankBy, rank_by),
+            swaps=swaps,
         )
         n_issues = len(multilabel_issues.doc_order)
         noise = multilabel_issues.noise_rate()
@@ -669,6 +673,8 @@ def run_cv(
                 "filter_by": "expected number of wrong cells",
                 "estimated_add_rate": issues.noise.add_rate,
                 "estimated_remove_rate": issues.noise.remove_rate,
+                "swaps": swaps,
+                "estimated_flip_rate": issues.noise.flip_rate,
                 "estimated_label_counts": [round(float(v), 6) for v in issues.noise.cardinality],
                 "em_iterations": issues.noise.n_iter,
                 "em_converged": issues.noise.converged,
@@ -861,7 +867,13 @@ def _rates_text(issues: dict[str, Any]) -> str:
     return (
         f" (share of texts whose label set is wrong; a label is added to a text with rate "
         f"{issues['estimated_add_rate']:.4f} and dropped with rate "
-        f"{issues['estimated_remove_rate']:.4f})"
+        f"{issues['estimated_remove_rate']:.4f}"
+        + (
+            f"; a given label replaces the right one with rate {issues['estimated_flip_rate']:.4f}"
+            if issues.get("swaps")
+            else ""
+        )
+        + ")"
     )
 
 
@@ -935,6 +947,12 @@ def cv_command(
         "rates and label counts estimated by EM) | per_label (binary confident learning per "
         "label, with --filter-by / --rank-by).",
     ),
+    swaps: bool = typer.Option(
+        True,
+        "--swaps/--no-swaps",
+        help="label_set: also weigh a given label that should have been another one (a flip; "
+        "its rate estimated by EM). --no-swaps: only single added / dropped labels.",
+    ),
     multilabel_config: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="Config to use when --data-json says multilabel."
     ),
@@ -979,6 +997,7 @@ def cv_command(
             overrides=overrides,
             keep_models=keep,
             extra_configs=extra_configs,
+            swaps=swaps,
         )
         write_cv(result, output_dir, overwrite=overwrite, models=keep)
     except TextcatKitError as err:

@@ -16,6 +16,8 @@ from textcat_kit.maths.active_learning import (
 )
 from textcat_kit.maths.calibration import PerLabelCalibration
 from textcat_kit.maths.label_issues import (
+    _best_swaps,
+    _swap_mass,
     confident_joint,
     count_distribution,
     find_label_issues,
@@ -193,6 +195,140 @@ def test_a_text_stripped_of_its_only_label_gets_one_suggestion() -> None:
     common = given.copy()
     common[1:200] = 0.0
     assert not find_multilabel_issues(probs, common).is_issue[0].any()
+
+
+def flipped_multilabel(
+    n: int, n_labels: int, strength: float, seed: int, kind: str = "flip"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(calibrated scores, noisy labels, broken cells): every text has >= 1 label, 5% of
+    the given labels broken by ``kind``, a model of the clean labels calibrated on the
+    noisy ones (cross-fitted, as ``cv`` does)."""
+    rng = np.random.default_rng(seed)
+    gold = rng.random((n, n_labels)) < 0.12
+    empty = ~gold.any(axis=1)
+    gold[empty, rng.integers(n_labels, size=int(empty.sum()))] = True
+    noisy, broken = inject_multilabel_noise(gold.astype(float), 0.05, seed + 1, kind=kind)  # type: ignore[arg-type]
+    raw = 1 / (1 + np.exp(-(rng.normal(size=gold.shape) + (2 * gold - 1) * strength)))
+    half = np.arange(n) % 2 == 0
+    calibrated = np.empty_like(raw)
+    names = [str(j) for j in range(n_labels)]
+    for fit, apply in ((half, ~half), (~half, half)):
+        calibrator = PerLabelCalibration(method="platt").fit(raw[fit], noisy[fit], names)
+        calibrated[apply] = calibrator.transform(raw[apply])
+    return calibrated, noisy, broken
+
+
+def test_flip_noise_keeps_counts_and_changes_two_cells_per_flip() -> None:
+    rng = np.random.default_rng(0)
+    gold = (rng.random((500, 6)) < 0.3).astype(float)
+    noisy, changed = inject_multilabel_noise(gold, 0.1, seed=1, kind="flip")
+    assert len(changed) == 2 * (round(0.1 * gold.sum()) // 2)
+    assert ((noisy != gold).sum()) == len(changed)
+    np.testing.assert_array_equal(noisy.sum(axis=1), gold.sum(axis=1))
+    lost = gold[changed[:, 0], changed[:, 1]] == 1
+    assert lost.sum() == len(changed) // 2  # one given label out, one new label in
+    again, changed_again = inject_multilabel_noise(gold, 0.1, seed=1, kind="flip")
+    assert (again == noisy).all() and (changed_again == changed).all()
+    with pytest.raises(ValueError, match="kind"):
+        inject_multilabel_noise(gold, 0.1, seed=1, kind="swap")  # type: ignore[arg-type]
+
+
+def test_swap_neighbours_find_flipped_labels() -> None:
+    # a flip keeps the label count: without swaps the posterior must explain it by a drop
+    # and an add, each against the count; with swaps it is one event of its own rate
+    found = {True: [], False: []}
+    per_label = []
+    for seed in (0, 1):
+        probs, noisy, broken = flipped_multilabel(4000, 10, 1.5, seed)
+        k = len(broken)
+        for swaps in (True, False):
+            issues = find_multilabel_issues(probs, noisy, swaps=swaps)
+            found[swaps].append(precision_recall_at_k(issues.pairs, broken, k)[0])
+            assert issues.noise is not None
+            if swaps:
+                assert issues.noise.flip_rate > 0.005, issues.noise.flip_rate
+            else:
+                assert issues.noise.flip_rate == 0.0
+        plain = find_multilabel_issues(probs, noisy, method="per_label")
+        per_label.append(precision_recall_at_k(plain.pairs, broken, k)[0])
+    assert np.mean(found[True]) >= np.mean(found[False]) + 0.15, found
+    assert np.mean(found[True]) >= np.mean(per_label) + 0.1, (found, per_label)
+
+
+def test_swap_neighbours_change_little_without_flips() -> None:
+    # toggles only (drops and adds): EM puts the flip rate near 0 and the ranking stays
+    for seed in (2, 3):
+        probs, noisy, broken = flipped_multilabel(4000, 10, 1.5, seed, kind="toggle")
+        k = len(broken)
+        with_swaps = find_multilabel_issues(probs, noisy)
+        without = find_multilabel_issues(probs, noisy, swaps=False)
+        assert with_swaps.noise is not None and with_swaps.noise.flip_rate < 0.002
+        p_with = precision_recall_at_k(with_swaps.pairs, broken, k)[0]
+        p_without = precision_recall_at_k(without.pairs, broken, k)[0]
+        assert abs(p_with - p_without) <= 0.02, (p_with, p_without)
+
+
+def test_swap_mass_matches_enumeration() -> None:
+    rng = np.random.default_rng(5)
+    n_labels = 5
+    positive = rng.random((6, n_labels)) < 0.4
+    positive[0] = True  # nothing to swap in
+    positive[1] = False  # nothing to swap out
+    toggle = rng.normal(scale=3.0, size=positive.shape)
+    pairs = rng.normal(size=(n_labels, n_labels))
+    pairs = (pairs + pairs.T) / 2
+    np.fill_diagonal(pairs, 0.0)
+    mass = _swap_mass(toggle, positive, pairs)
+    for i in range(len(positive)):
+        ratios = {
+            (a, b): np.exp(toggle[i, a] + toggle[i, b] - pairs[a, b])
+            for a in np.flatnonzero(positive[i])
+            for b in np.flatnonzero(~positive[i])
+        }
+        total = sum(ratios.values())
+        if not ratios:
+            assert mass.log_total[i] == -np.inf
+            continue
+        np.testing.assert_allclose(np.exp(mass.log_total[i]), total, rtol=1e-10)
+        leaves = [sum(v for (a, _), v in ratios.items() if a == j) / total for j in range(n_labels)]
+        joins = [sum(v for (_, b), v in ratios.items() if b == j) / total for j in range(n_labels)]
+        np.testing.assert_allclose(mass.leaves[i], leaves, atol=1e-12)
+        np.testing.assert_allclose(mass.joins[i], joins, atol=1e-12)
+    # the best single swap agrees with the enumeration too
+    gain, out, into = _best_swaps(toggle, positive, pairs)
+    for i in range(2, len(positive)):
+        best = max(
+            ((a, b) for a in np.flatnonzero(positive[i]) for b in np.flatnonzero(~positive[i])),
+            key=lambda ab: toggle[i, ab[0]] + toggle[i, ab[1]] - pairs[ab[0], ab[1]],
+        )
+        assert (out[i], into[i]) == best
+    assert gain[0] == -np.inf and gain[1] == -np.inf
+
+
+def test_one_label_texts_with_the_wrong_label_get_the_right_one() -> None:
+    # one label per text everywhere: dropping the label or adding a second both cost the
+    # count; only a swap reaches the label the model is sure of
+    rng = np.random.default_rng(8)
+    n, n_labels = 800, 4
+    true = rng.integers(n_labels, size=n)
+    given = np.zeros((n, n_labels))
+    given[np.arange(n), true] = 1.0
+    probs = np.where(given == 1, 0.95, 0.01)  # a sharp model of the true labels
+    wrong_docs = np.arange(0, n, 20)  # 40 texts: the annotator chose the next label
+    given[wrong_docs] = 0.0
+    given[wrong_docs, (true[wrong_docs] + 1) % n_labels] = 1.0
+    found = find_multilabel_issues(probs, given)
+    assert found.noise is not None and found.noise.flip_rate > 0.01
+    assert set(found.doc_order.tolist()) == set(wrong_docs.tolist())
+    for doc in wrong_docs.tolist():
+        assert set(np.flatnonzero(found.is_issue[doc]).tolist()) == {
+            true[doc],
+            (true[doc] + 1) % n_labels,
+        }
+    # the two cells of a flip are each more likely wrong than with single toggles only
+    plain = find_multilabel_issues(probs, given, swaps=False)
+    cells = (wrong_docs, true[wrong_docs])
+    assert (found.pair_quality[cells] < plain.pair_quality[cells]).all()
 
 
 def test_uncalibrated_scores_still_list_issues() -> None:

@@ -45,8 +45,16 @@ Multi-label: the unit of an issue is a ``(doc, label)`` cell. Two methods:
     ``beta``) and ``pi`` are estimated by EM on the same data: confident learning's step 2
     (estimate the joint of given and true labels, Northcutt et al. 2021; noise rates as in
     Northcutt, Wu & Chuang, "Learning with Confident Examples: Rank Pruning", UAI 2017)
-    for label sets. As in pruning by noise rate, the ``round(expected number of wrong
-    cells)`` cells with the highest posterior are the issues, ranked by it; a doc's
+    for label sets. A third channel event, a *flip* (an annotator picked label ``a``
+    where the text has ``b``: rate ``gamma`` per given label, the replacement uniform over
+    the other labels), adds the two-cell *swap* neighbours ``S - {a} + {b}`` with weight
+    ``P(S - a + b | x) / P(S | x) * gamma / ((L - 1)(1 - gamma))``; a swap keeps the label
+    count, so a one-label text whose label is the wrong one is explained by one event
+    instead of a drop and an add (two events, each paying the count tilt). ``gamma`` is
+    estimated by the same EM; on noise without flips it goes to ~0 and the swaps change
+    nothing. The issues are the cells where the doc's most probable set (greedy ascent
+    over single toggles and swaps under the prior) differs from the given one, ranked by
+    the posterior that the cell is wrong; a doc's
     quality is the posterior that its whole given set is right. Cells of one doc share
     the doc's evidence: a text with no label gets one suggestion, not one per label.
 
@@ -131,6 +139,8 @@ class LabelSetNoise:
     cardinality: np.ndarray
     n_iter: int
     converged: bool
+    #: P(a given label is another label's replacement), with swap neighbours (0 without)
+    flip_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -346,6 +356,7 @@ def find_multilabel_issues(
     rank_by: RankBy = "self_confidence",
     per_label_rank: bool = False,
     max_iter: int = 200,
+    swaps: bool = True,
 ) -> MultilabelIssues:
     """Confident-learning issues of a multi-label task (module docstring).
 
@@ -361,7 +372,7 @@ def find_multilabel_issues(
         given_arr = np.asarray(given, dtype=np.float64)
         if given_arr.shape != probs.shape:
             raise DataError(Errors.E401.format(shape=probs.shape, given_shape=given_arr.shape))
-        return _label_set_issues(probs, given_arr >= 0.5, max_iter=max_iter)
+        return _label_set_issues(probs, given_arr >= 0.5, max_iter=max_iter, swaps=swaps)
     return _per_label_issues(
         probs, given, filter_by=filter_by, rank_by=rank_by, per_label_rank=per_label_rank
     )
@@ -450,6 +461,7 @@ def label_set_posteriors(
     smoothing: float = 0.5,
     eps: float = 1e-6,
     equal_counts: bool = True,
+    swaps: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LabelSetNoise]:
     """EM for the ``label_set`` method (module docstring).
 
@@ -457,7 +469,9 @@ def label_set_posteriors(
     is right) per doc; ``suggested``: each doc's most probable set under the prior
     ``P(Y | x)`` with the estimated counts (:func:`most_probable_sets`); the estimates).
     ``smoothing`` is the Dirichlet pseudo-count of every label count's prior, so a count
-    nobody has keeps a small, non-zero prior.
+    nobody has keeps a small, non-zero prior. ``swaps``: also consider the two-cell
+    neighbours ``S - {a} + {b}`` (a given label that should have been another one), with
+    their own channel rate, the flip rate, estimated by the same EM.
     """
     n_docs, n_labels = probs.shape
     p = np.clip(probs, eps, 1.0 - eps)
@@ -484,11 +498,17 @@ def label_set_posteriors(
     cardinality = prior(np.bincount(counts, minlength=max_count + 1).astype(np.float64))
     n_errors = 0.01 * max(n_pos, 1.0)
     n_added = n_errors / 2.0
+    # swap neighbours S - {a} + {b} (a given label that should have been another one):
+    # their prior ratios do not change across EM iterations, only the flip rate does
+    swap = _swap_mass(toggle, positive, pairs) if swaps and n_labels > 1 else None
+    n_flips = 0.005 * max(n_pos, 1.0) if swap is not None else 0.0
+    log_flip = 0.0
+    log_z = np.zeros((n_docs, 1))
     wrong = np.zeros_like(p)
     right = np.ones(n_docs)
     converged = False
     n_iter = 0
-    add_rate = remove_rate = 0.0
+    add_rate = remove_rate = flip_rate = 0.0
     while n_iter < max_iter:
         n_iter += 1
         # as many labels added as dropped (equal_counts), or each estimated on its own
@@ -504,22 +524,45 @@ def label_set_posteriors(
         log_tilt = np.log(cardinality) - log_model_counts
         log_w = toggle + channel + log_tilt[neighbour] - log_tilt[counts][:, None]
         top = np.maximum(log_w.max(axis=1, keepdims=True), 0.0)
-        log_z = top + np.log(np.exp(-top) + np.exp(log_w - top).sum(axis=1, keepdims=True))
-        wrong = np.exp(log_w - log_z)
+        swap_log_w = None
+        if swap is not None:
+            # a given label replaced by one of the other labels, uniformly
+            flip_rate = min(max(n_flips, 1e-6) / max(n_pos, 1.0), 0.45)
+            log_flip = np.log(flip_rate) - np.log(n_labels - 1) - np.log1p(-flip_rate)
+            swap_log_w = swap.log_total + log_flip
+            top = np.maximum(top, swap_log_w[:, None])
+        mass = np.exp(-top) + np.exp(log_w - top).sum(axis=1, keepdims=True)
+        if swap_log_w is not None:
+            mass += np.exp(swap_log_w[:, None] - top)
+        log_z = top + np.log(mass)
+        single_wrong = np.exp(log_w - log_z)
         right = np.exp(-log_z[:, 0])
+        wrong = single_wrong
+        swapped = 0.0
+        kept = right.copy()  # texts whose true label count is the given one
+        if swap is not None and swap_log_w is not None:
+            any_swap = np.exp(swap_log_w - log_z[:, 0])  # P(Y is one of the swaps)
+            swapped = float(any_swap.sum())
+            kept += any_swap
+            # a swap makes two cells wrong: the given label that leaves, the one that joins
+            wrong = single_wrong + any_swap[:, None] * (swap.leaves + swap.joins)
         # M step: the expected number of wrong cells and of texts with each true count
-        new_errors = max(float(wrong.sum()), 1e-6)
-        n_added = float((wrong * positive).sum())
-        true_counts = np.bincount(counts, weights=right, minlength=max_count + 1)
+        new_errors = max(float(single_wrong.sum()), 1e-6)
+        n_added = float((single_wrong * positive).sum())
+        true_counts = np.bincount(counts, weights=kept, minlength=max_count + 1)
         true_counts += np.bincount(
-            neighbour.ravel(), weights=wrong.ravel(), minlength=max_count + 1
+            neighbour.ravel(), weights=single_wrong.ravel(), minlength=max_count + 1
         )[: max_count + 1]
         new_cardinality = prior(true_counts)
         change = max(
             abs(new_errors - n_errors) / n_errors,
             float(np.abs(new_cardinality - cardinality).max()),
+            # flips on the scale of all errors: a rate going to 0 has converged
+            abs(swapped - n_flips) / max(n_errors, 1.0) if swap is not None else 0.0,
         )
         n_errors, cardinality = new_errors, new_cardinality
+        if swap is not None:
+            n_flips = max(swapped, 1e-6)
         if change < tol:
             converged = True
             break
@@ -530,11 +573,87 @@ def label_set_posteriors(
         cardinality=cardinality,
         n_iter=n_iter,
         converged=converged,
+        flip_rate=flip_rate,
     )
-    suggested = most_probable_sets(
-        log_odds, positive, np.log(cardinality) - log_model_counts, pairs
-    )
+    log_tilt = np.log(cardinality) - log_model_counts
+    suggested = most_probable_sets(log_odds, positive, log_tilt, pairs)
+    if swap is not None and n_docs:
+        # with swaps the greedy ascent also reaches label sets of the same count, but as
+        # pruning by noise rate does for exclusive labels, only the round(expected number
+        # of flips) texts whose swaps are most probable take them
+        with_swaps = most_probable_sets(log_odds, positive, log_tilt, pairs, swaps=True)
+        differs = np.flatnonzero((with_swaps != suggested).any(axis=1))
+        swap_posterior = np.exp(swap.log_total + log_flip - log_z[:, 0])
+        chosen = differs[np.lexsort((differs, -swap_posterior[differs]))][: int(round(n_flips))]
+        suggested[chosen] = with_swaps[chosen]
     return wrong, right, suggested, noise
+
+
+@dataclass(frozen=True)
+class _SwapMass:
+    """The swap neighbours ``S - {a} + {b}`` of every doc's given set ``S``, summed:
+    ``log_total[i]`` = log of the sum over (a given, b not given) of the prior ratio
+    ``P(S - a + b | x) / P(S | x)``; ``leaves[i, a]`` / ``joins[i, b]`` = the share of that
+    sum with ``a`` leaving / ``b`` joining the set (each row sums to 1 where the doc has
+    a swap)."""
+
+    log_total: np.ndarray
+    leaves: np.ndarray
+    joins: np.ndarray
+
+
+def _swap_mass(toggle: np.ndarray, positive: np.ndarray, pairs: np.ndarray) -> _SwapMass:
+    """:class:`_SwapMass` with two matrix products, never a (docs, labels, labels) array.
+
+    The log ratio of a swap is ``toggle[a] + toggle[b] - pairs[a, b]`` (``toggle`` holds
+    each cell's log prior ratio against the given set, with the pair tilt of the given
+    labels; ``b`` joins a set that ``a`` leaves, so their pair term is taken back out).
+    Each row's given and absent cells are shifted by their own maximum before ``exp``."""
+    out_cells = np.where(positive, toggle, -np.inf)
+    in_cells = np.where(positive, -np.inf, toggle)
+    shift_out = np.where(positive.any(axis=1), out_cells.max(axis=1), 0.0)
+    shift_in = np.where((~positive).any(axis=1), in_cells.max(axis=1), 0.0)
+    leave = np.exp(out_cells - shift_out[:, None])  # 0 where not given
+    join = np.exp(in_cells - shift_in[:, None])  # 0 where given
+    link = np.exp(-pairs)
+    leaves = leave * (join @ link.T)  # a leaves: summed over the b that join
+    joins = join * (leave @ link)  # b joins: summed over the a that leave
+    total = leaves.sum(axis=1)
+    has_swap = total > 0
+    safe = np.where(has_swap, total, 1.0)[:, None]
+    with np.errstate(divide="ignore"):
+        log_total = np.where(has_swap, np.log(np.where(has_swap, total, 1.0)), -np.inf)
+    return _SwapMass(
+        log_total=log_total + shift_out + shift_in,
+        leaves=leaves / safe,
+        joins=joins / safe,
+    )
+
+
+def _best_swaps(
+    toggle: np.ndarray, current: np.ndarray, pairs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per doc, the swap of ``current`` that raises its prior most: (gain, label leaving,
+    label joining); gain ``-inf`` for a doc with nothing to swap. One (docs, labels)
+    array per given-label slot, so memory stays (docs, labels)."""
+    n_docs, n_labels = current.shape
+    rows = np.arange(n_docs)
+    counts = current.sum(axis=1)
+    slots = np.argsort(~current, axis=1, kind="stable")  # given labels first
+    best_gain = np.full(n_docs, -np.inf)
+    best_out = np.zeros(n_docs, dtype=np.int64)
+    best_in = np.zeros(n_docs, dtype=np.int64)
+    for r in range(int(counts.max()) if n_docs else 0):
+        leaving = slots[:, r]
+        gain = toggle[rows, leaving][:, None] + toggle - pairs[leaving]
+        gain = np.where(current | (counts <= r)[:, None], -np.inf, gain)
+        joining = gain.argmax(axis=1)
+        value = gain[rows, joining]
+        better = value > best_gain
+        best_gain = np.where(better, value, best_gain)
+        best_out = np.where(better, leaving, best_out)
+        best_in = np.where(better, joining, best_in)
+    return best_gain, best_out, best_in
 
 
 def pair_tilt(probs: np.ndarray, positive: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
@@ -554,34 +673,52 @@ def most_probable_sets(
     positive: np.ndarray,
     log_tilt: np.ndarray,
     pairs: np.ndarray | None = None,
+    swaps: bool = False,
 ) -> np.ndarray:
     """Each doc's most probable label set under the tilted prior (module docstring),
     by greedy ascent from the given set: toggle the cell that raises the set's probability
     most, until none does. Without tilts this is every label with p > 0.5; with the count
     tilt, a text without labels gets its best label only (the next one would cost the
-    count). Each step raises the probability, so no set is visited twice."""
+    count). ``swaps``: a step may also replace a label of the set by one outside it (the
+    count stays, so a one-label text whose label is wrong can reach the right one; single
+    toggles would each pay the count tilt). Each step raises the probability, so no set is
+    visited twice."""
     current = positive.copy()
     rows = np.arange(len(current))
     max_count = len(log_tilt) - 1
-    for _ in range(current.shape[1] + 1):
+    tilt = np.zeros((current.shape[1],) * 2) if pairs is None else pairs
+    for _ in range(2 * current.shape[1] + 1):
         counts = current.sum(axis=1)
         neighbour = np.minimum(
             np.where(current, counts[:, None] - 1, counts[:, None] + 1), max_count
         )
-        gain = np.where(current, -log_odds, log_odds) + log_tilt[neighbour]
+        toggle = np.where(current, -log_odds, log_odds)
         if pairs is not None:
             with_current = current.astype(np.float64) @ pairs
-            gain += np.where(current, -with_current, with_current)
-        gain -= log_tilt[np.minimum(counts, max_count)][:, None]
+            toggle += np.where(current, -with_current, with_current)
+        gain = toggle + log_tilt[neighbour] - log_tilt[np.minimum(counts, max_count)][:, None]
         best = gain.argmax(axis=1)
-        improves = gain[rows, best] > 1e-12
+        best_gain = gain[rows, best]
+        if swaps and current.any():
+            swap_gain, out, label = _best_swaps(toggle, current, tilt)
+            use_swap = swap_gain > best_gain
+        else:
+            use_swap = np.zeros(len(current), dtype=bool)
+            swap_gain, out, label = best_gain, best, best
+        improves = np.where(use_swap, swap_gain, best_gain) > 1e-12
         if not improves.any():
             break
-        current[rows[improves], best[improves]] ^= True
+        single = improves & ~use_swap
+        current[rows[single], best[single]] ^= True
+        double = improves & use_swap
+        current[rows[double], out[double]] = False
+        current[rows[double], label[double]] = True
     return current
 
 
-def _label_set_issues(probs: np.ndarray, positive: np.ndarray, max_iter: int) -> MultilabelIssues:
+def _label_set_issues(
+    probs: np.ndarray, positive: np.ndarray, max_iter: int, swaps: bool = True
+) -> MultilabelIssues:
     """Flag the expected number of wrong cells, most probable first (module docstring)."""
     n_docs, n_labels = probs.shape
     if n_docs == 0:
@@ -589,7 +726,9 @@ def _label_set_issues(probs: np.ndarray, positive: np.ndarray, max_iter: int) ->
         noise = LabelSetNoise(0.0, 0.0, 0.0, np.ones(1), 0, True)
         n_flag = 0
     else:
-        wrong, right, suggested, noise = label_set_posteriors(probs, positive, max_iter=max_iter)
+        wrong, right, suggested, noise = label_set_posteriors(
+            probs, positive, max_iter=max_iter, swaps=swaps
+        )
         n_flag = int((suggested != positive).sum())
     flat = wrong.ravel()
     # the cells where the most probable set differs from the given one, highest posterior
@@ -683,20 +822,47 @@ def inject_exclusive_noise(
     return noisy, flipped
 
 
-def inject_multilabel_noise(
-    given: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Toggle (doc, label) pairs (seeded): ``round(fraction * positives)`` toggles, half
-    removing a given label and half adding a label the doc does not have.
+MultilabelNoise = Literal["toggle", "flip"]
+MULTILABEL_NOISE: tuple[str, ...] = ("toggle", "flip")
 
-    Returns (noisy 0/1 matrix, toggled pairs as an (n, 2) array of (doc, label)).
+
+def inject_multilabel_noise(
+    given: np.ndarray, fraction: float, seed: int, kind: MultilabelNoise = "toggle"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Break ``round(fraction * positives)`` (doc, label) cells (seeded).
+
+    ``toggle``: half of them remove a given label, half add a label the doc does not have
+    (drawn uniformly among the given / absent cells). ``flip``: half as many given labels
+    are each replaced by a label the doc does not have (drawn uniformly; the label count
+    stays, two cells change per flip), what an annotator who picks the wrong emotion does.
+
+    Returns (noisy 0/1 matrix, changed cells as an (n, 2) array of (doc, label), sorted).
     """
     check_range(fraction, "fraction", 0.0, 1.0)
+    check_choice(kind, "kind", MULTILABEL_NOISE)
     rng = np.random.default_rng(seed)
     positive = np.asarray(given) >= 0.5
     n_toggle = int(round(fraction * positive.sum()))
-    n_remove = n_toggle // 2
     pos_pairs = np.argwhere(positive)
+    if kind == "flip":
+        noisy_bool = positive.copy()
+        changed: list[list[int]] = []
+        n_labels = positive.shape[1]
+        for doc, label in pos_pairs[rng.permutation(len(pos_pairs))].tolist():
+            if len(changed) >= 2 * (n_toggle // 2):
+                break
+            # a label the doc never had, given or from an earlier flip of the same doc
+            free = np.flatnonzero(~positive[doc] & ~noisy_bool[doc])
+            if not noisy_bool[doc, label] or not free.size or n_labels < 2:
+                continue
+            new = int(free[rng.integers(free.size)])
+            noisy_bool[doc, label] = False
+            noisy_bool[doc, new] = True
+            changed += [[doc, label], [doc, new]]
+        toggled = np.asarray(changed, dtype=np.int64).reshape(-1, 2)
+        noisy = noisy_bool.astype(np.float64)
+        return noisy, toggled[np.lexsort((toggled[:, 1], toggled[:, 0]))]
+    n_remove = n_toggle // 2
     neg_pairs = np.argwhere(~positive)
     removed = pos_pairs[rng.choice(len(pos_pairs), size=n_remove, replace=False)]
     added = neg_pairs[rng.choice(len(neg_pairs), size=n_toggle - n_remove, replace=False)]
