@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
-from benchmarks.label_noise import MULTILABEL_VARIANTS, main, markdown_table, score_multilabel
+from benchmarks.label_noise import (
+    MULTILABEL_VARIANTS,
+    main,
+    markdown_table,
+    run_synthetic,
+    score_multilabel,
+    synthetic_table,
+)
 from spacy.tokens import DocBin
 
 from textcat_kit.cv import read_corpus
@@ -146,3 +153,15 @@ def test_rescore_pools_several_dumps(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as refused:
         main([*args, "--rescore", str(dumps[0]), "--rescore", str(dumps[1])])
     assert refused.value.code != 0
+
+
+def test_synthetic_noise_kinds() -> None:
+    result = run_synthetic(0.05, seeds=(0,), n_docs=3000, strengths=(1.5,))
+    rows = {row["noise"]: row for row in result["rows"]}
+    assert set(rows) == {"toggle", "flip"}
+    flip, toggle = rows["flip"]["precision_at_k"], rows["toggle"]["precision_at_k"]
+    assert flip["label_set"] >= flip["label_set --no-swaps"] + 0.1, flip
+    assert abs(toggle["label_set"] - toggle["label_set --no-swaps"]) <= 0.03, toggle
+    assert rows["flip"]["estimated_flip_rate"] > 10 * rows["toggle"]["estimated_flip_rate"]
+    table = synthetic_table(result)
+    assert table.count("\n") == 3 and "| flip | 1.5 |" in table
