@@ -834,6 +834,21 @@ class Errors:
         "[E465] textcat_kit.AdamHeadLR.v1: head_lr_scale = {value} must be > 0 (1 trains the "
         "head at the encoder's rate, like Adam.v1)."
     )
+    E466 = (
+        "[E466] textcat_kit.contrastive_encoder.v1: '{name}' = {value} is out of range: "
+        "use {rule}."
+    )
+    E467 = (
+        "[E467] textcat_kit.contrastive_encoder.v1: component '{component}': {problem}. Name "
+        "the text classifier whose model is a textcat_kit.SentenceEmbeddingClassifier "
+        "(the embed configs' 'textcat')."
+    )
+    E468 = (
+        "[E468] textcat_kit.contrastive_encoder.v1: training data '{path}': {problem}. It "
+        "needs the labelled .spacy training file (train = ${{paths.train}}) with at least "
+        "two labels of two or more docs each; set epochs = 0 to train without the "
+        "contrastive fine-tune."
+    )
 
 
 class Warnings:
