@@ -21,6 +21,8 @@ import json
 import os
 import shutil
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -207,10 +209,11 @@ def score_files(
     else:
         store.create(job)
     progress = Progress([f.size for f in files], enabled=settings.progress)
+    stop_ray: Callable[[], None] | None = None
     if settings.engine == "ray":
         from .ray_engine import run_ray
 
-        shards = run_ray(
+        shards, stop_ray = run_ray(
             model,
             spec,
             files,
@@ -221,6 +224,7 @@ def score_files(
             shard_size=shard_size,
             row_counts=row_counts,
             address=settings.ray_address,
+            progress=settings.progress,
         )
     else:
         from .local import run_local
@@ -239,7 +243,16 @@ def score_files(
         )
         shards = store.complete_shards()
     summary = store.summary(shards)
-    _finish(layout, store, shards, spec, summary, settings)
+    if stop_ray is None:
+        _finish(layout, store, shards, spec, summary, settings)
+    else:
+        # The local Ray's processes take a second or two to exit: assemble meanwhile.
+        stopping = threading.Thread(target=stop_ray, name="textcat-kit-ray-shutdown")
+        stopping.start()
+        try:
+            _finish(layout, store, shards, spec, summary, settings)
+        finally:
+            stopping.join()
     return ScoreResult(layout.output, layout.rejects, summary, resumed, ignored)
 
 
