@@ -171,8 +171,14 @@ def test_cv_pools_extra_configs(tmp_path: Path) -> None:
     np.testing.assert_allclose(oof, pool_probabilities(list(members), exclusive=False), atol=1e-9)
     assert "pooled over 2 configs" in (out / "cv_report.md").read_text()
     issues = list(srsly.read_jsonl(out / "label_issues.jsonl"))
-    first = issues[0]
-    assert first["index"] == 0 and first["suggested"] == ["refund"], issues[:3]
+    # the broken record is flagged, its extra label the cell to drop (on 54 texts the
+    # members also misread a few correct ones, which the swaps can rank above it)
+    broken = [issue for issue in issues if issue["index"] == 0]
+    assert broken and broken[0]["suggested"] == ["refund"], issues[:5]
+    assert [(p["label"], p["given"], p["suggested"]) for p in broken[0]["pairs"]] == [
+        ("rate", True, False)
+    ]
+    assert broken[0]["rank"] <= 5
 
 
 def test_extra_config_of_another_kind_or_language_is_refused(tmp_path: Path) -> None:
