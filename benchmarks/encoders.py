@@ -19,7 +19,9 @@ every system on the same splits, and times training and inference:
   pipeline's; with ``--per-class``, the rest of the training texts are given to it
   unlabelled).
 
-``--per-class N`` keeps N training examples per label (seeded), dev and test unchanged.
+``--per-class N`` keeps N training examples per label (seeded), dev and test unchanged;
+``--seed S`` (S > 0) draws another sample, with its own models and result file
+(``encoders_<dataset>_<N>pc_seed<S>.json``; the report gives the spread over samples).
 Inference docs/s: one process, ``nlp.pipe`` over the test texts (the embedding cache is
 switched off for this). Results go to ``benchmarks/results/encoders_<dataset>[_<N>pc].json``
 and ``python -m benchmarks encoders report`` writes the tables into ``docs/encoders.md``.
@@ -279,6 +281,8 @@ def run(
     """Train, tune, evaluate and time the systems on one dataset; write the result JSON."""
     corpus = read_corpus(REPO_ROOT / DATASETS[dataset])
     tag = f"{dataset}_{per_class}pc" if per_class else dataset
+    if per_class and seed:
+        tag += f"_seed{seed}"  # another sample: its own models and result file
     work = (REPO_ROOT / workdir / tag).resolve()
     work.mkdir(parents=True, exist_ok=True)
     train_path, dev_path, test_path = (corpus.split_path(s) for s in ("train", "dev", "test"))
@@ -308,7 +312,8 @@ def run(
 
     command = [
         "python -m benchmarks encoders run",
-        f"--dataset {dataset} --per-class {per_class} --systems {systems}",
+        f"--dataset {dataset} --per-class {per_class} --systems {systems}"
+        + (f" --seed {seed}" if seed else ""),
     ]
 
     def save() -> None:
@@ -436,10 +441,11 @@ def run(
 
         if teacher not in ("embed", "transformer"):
             raise typer.BadParameter(f"--teacher {teacher}: embed or transformer")
-        if teacher == "transformer" and trf_threads:
+        teacher_threads = trf_threads if teacher == "transformer" else embed_threads
+        if teacher_threads:
             from textcat_kit.embeddings.threads import set_threads
 
-            set_threads(trf_threads)  # the teacher scores the training texts in this process
+            set_threads(teacher_threads)  # the teacher scores the training texts in this process
         extra = None
         if unlabelled:
             extra = work / "unlabelled.jsonl"
@@ -473,6 +479,8 @@ def run(
         results["systems"]["distil"] = row
         if teacher != "embed":
             command.append(f"--teacher {teacher} --trf-threads {trf_threads}")
+        elif embed_threads and "embed" not in wanted:
+            command.append(f"--embed-threads {embed_threads}")
         save()
     typer.echo(json.dumps(results["systems"], indent=1, default=str))
 
@@ -823,6 +831,8 @@ def report() -> None:
     for path in sorted(RESULTS_DIR.glob("encoders_*.json")):
         if path.name.startswith(("encoders_speed_", "encoders_reference_", "encoders_step_")):
             continue
+        if "_seed" in path.stem:
+            continue  # other samples: seed_lines()
         res = json.loads(path.read_text())
         lines += [
             f"**{res['dataset']}**, {res['per_class']} training examples per label "
@@ -857,12 +867,44 @@ def report() -> None:
                 f"(`{trf['overrides'].replace(str(REPO_ROOT) + '/', '')}`)."
             )
         lines.append("")
-    lines += step_time_lines() + reference_lines() + onnx_lines()
+    lines += seed_lines() + step_time_lines() + reference_lines() + onnx_lines()
     text = DOC_PATH.read_text() if DOC_PATH.exists() else f"{START}\n{END}\n"
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     DOC_PATH.write_text(head + START + "\n" + "\n".join(lines) + END + tail)
     typer.echo(f"wrote {DOC_PATH}")
+
+
+def seed_lines() -> list[str]:
+    """Test macro-F1 of each system over the few-shot samples (``run --seed S``): sample 0 is
+    the table's row, the others come from ``encoders_<dataset>_<N>pc_seed<S>.json``."""
+    lines: list[str] = []
+    for path in sorted(RESULTS_DIR.glob("encoders_*pc.json")):
+        others = sorted(
+            RESULTS_DIR.glob(f"{path.stem}_seed*.json"),
+            key=lambda p: int(p.stem.rsplit("_seed", 1)[1]),
+        )
+        if not others:
+            continue
+        runs = [(0, json.loads(path.read_text()))] + [
+            (int(p.stem.rsplit("_seed", 1)[1]), json.loads(p.read_text())) for p in others
+        ]
+        first = runs[0][1]
+        for name in SYSTEMS:
+            scored = [(seed, res["systems"][name]) for seed, res in runs if name in res["systems"]]
+            if len(scored) < 2:
+                continue
+            values = [row["macro_f"] for _, row in scored]
+            commands = sorted({f"`{row['command']}`" for _, row in scored[1:]})
+            lines.append(
+                f"**{first['dataset']}, {first['per_class']} per label, "
+                f"{system_name(name, scored[0][1])}, over samples** "
+                + ", ".join(f"{seed}: {value:.3f}" for (seed, _), value in zip(scored, values))
+                + f"; mean {np.mean(values):.3f}, sd {np.std(values):.3f} (test macro-F1; "
+                "sample 0 is the row above, the others: " + "; ".join(commands) + ")."
+            )
+            lines.append("")
+    return lines
 
 
 def reference_lines() -> list[str]:

@@ -162,3 +162,17 @@ def test_onnx_quality_scores_the_pipelines_own_decisions() -> None:
     assert rule == "decision component" and decided.tolist() == [[1, 1], [0, 1]]
     decided, rule = pipeline_decisions([nlp.make_doc("c")], ["x", "y"], probs[1:], True)
     assert rule == "argmax" and decided.tolist() == [[0, 1]]
+
+
+def test_report_gives_the_spread_over_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encoders, "RESULTS_DIR", tmp_path)
+    for name, seed, value in (("", 0, 0.85), ("_seed1", 1, 0.87), ("_seed2", 2, 0.86)):
+        row = {"macro_f": value, "command": f"run --seed {seed}"}
+        data = {"dataset": "banking77", "per_class": 10, "systems": {"embed": row}}
+        (tmp_path / f"encoders_banking77_10pc{name}.json").write_text(json.dumps(data))
+    lines = [line for line in encoders.seed_lines() if line]
+    assert len(lines) == 1
+    assert "0: 0.850, 1: 0.870, 2: 0.860; mean 0.860, sd 0.008" in lines[0]
+    assert "`run --seed 1`; `run --seed 2`" in lines[0] and "`run --seed 0`" not in lines[0]
