@@ -470,6 +470,9 @@ def run(
         row = tune_and_evaluate(out / "model-best", dev_path, test_path, tuned)
         row.update(
             teacher=teacher,
+            # The teacher's figure when the student learned from it (a later re-run of the
+            # teacher's row does not change what this student was distilled from).
+            teacher_macro_f=results["systems"].get(teacher, {}).get("macro_f"),
             train_s=record["seconds"],
             teacher_s=record["teacher_seconds"],
             n_unlabelled=record["n_unlabelled"],
@@ -794,7 +797,8 @@ def distil_sentence(rows: dict[str, Any]) -> str:
     unlabelled = f"{student.get('n_unlabelled', 0)} unlabelled training texts given to the student"
     if "bow" not in rows or teacher_name not in rows:
         return f"The distilled bow's teacher or the bow row is missing ({unlabelled})."
-    bow, teacher = rows["bow"]["macro_f"], rows[teacher_name]["macro_f"]
+    bow = rows["bow"]["macro_f"]
+    teacher = student.get("teacher_macro_f") or rows[teacher_name]["macro_f"]
     gain = student["macro_f"] - bow
     if teacher > bow:
         return (

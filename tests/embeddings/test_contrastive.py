@@ -183,10 +183,13 @@ def test_callback_swaps_in_the_finetuned_encoder_and_it_is_saved(
 
 def test_callback_skips_large_data_and_missing_train(tiny_encoder: Path, tmp_path: Path) -> None:
     records = make_records(6, seed=5)
-    train = _write_train(tmp_path / "train.spacy", records)
+    # A directory of .spacy files, as spaCy's corpus reader takes paths.train: both read.
+    (tmp_path / "train").mkdir()
+    _write_train(tmp_path / "train" / "a.spacy", records[:9])
+    _write_train(tmp_path / "train" / "b.spacy", records[9:])
     frozen = SentenceEncoder.from_pretrained(tiny_encoder, EncoderSettings()).fingerprint
     for train_path, max_per_label, reason in (
-        (str(train), 5, "the median label has 6 training docs"),
+        (str(tmp_path / "train"), 5, "the median label has 6 training docs"),
         (None, 64, "no training file"),
     ):
         callback = {

@@ -139,6 +139,8 @@ def test_distil_sentence_names_its_teacher_and_a_weaker_teacher() -> None:
     assert "weaker than bow" in weaker and "0.750" in weaker and "+2.0 points" in weaker
     assert "closes" not in weaker
     assert "fine-tuned MiniLM" in encoders.system_name("distil", rows["distil"])
+    rows["distil"] = {"macro_f": 0.85, "teacher_macro_f": 0.95}  # its teacher, then
+    assert "closes 33% of the macro-F1 gap" in encoders.distil_sentence(rows)
     assert "frozen" in encoders.system_name("embed", {})
     tuned = encoders.system_name("embed", {"contrastive": {"steps": 130}})
     assert "contrastively fine-tuned" in tuned and "130 steps" in tuned

@@ -277,7 +277,8 @@ def make_contrastive_encoder(
     seed: int = 0,
 ) -> Callable[[Any], None]:
     """``[initialize.after_init]`` callback: contrastive fine-tune of ``component``'s sentence
-    encoder on the labelled docs of ``train`` (a ``.spacy`` file; ``${paths.train}``).
+    encoder on the labelled docs of ``train`` (a ``.spacy`` file or a directory of them, as
+    ``${paths.train}`` is read by spaCy's corpus reader).
 
     Labels are the ``doc.cats`` keys with a value >= 0.5. The run is recorded in
     ``nlp.meta["textcat_kit_contrastive"]`` (saved in the pipeline's meta.json), a skipped
@@ -298,6 +299,7 @@ def make_contrastive_encoder(
 
     def contrastive_encoder(nlp: Any) -> None:
         from spacy.tokens import DocBin
+        from spacy.training.corpus import walk_corpus
 
         from .layers import LAYER_NAME
 
@@ -325,9 +327,11 @@ def make_contrastive_encoder(
                     component=component, problem="its model has no textcat_kit.SentenceEncoder"
                 )
             )
-        if not Path(train).is_file():
+        if not Path(train).exists():
             raise DataError(Errors.E468.format(path=train, problem="no such file"))
-        docs = list(DocBin().from_disk(train).get_docs(nlp.vocab))
+        # A .spacy file or a directory of them, as spacy.Corpus.v1 reads paths.train.
+        files = walk_corpus(train, ".spacy")
+        docs = [doc for f in files for doc in DocBin().from_disk(f).get_docs(nlp.vocab)]
         names = sorted({label for doc in docs for label, value in doc.cats.items() if value >= 0.5})
         index = {label: i for i, label in enumerate(names)}
         label_sets = [
