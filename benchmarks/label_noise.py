@@ -24,6 +24,11 @@ longer on a busy machine; GoEmotions: 1 cv run)::
 probabilities pooled before ranking), and each member is also scored alone.
 
 ``CORPUS_DIR`` is a ``textcat-kit corpus`` output (its ``train.spacy`` is used).
+
+Other noise: ``--noise flip`` (GoEmotions) replaces given labels by other ones instead of
+toggling cells, and ``python -m benchmarks label_noise synthetic`` scores the multi-label
+rankings on simulated calibrated models of two strengths for each noise kind (no corpus,
+no training; seconds).
 """
 
 from __future__ import annotations
