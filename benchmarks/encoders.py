@@ -871,7 +871,8 @@ def report() -> None:
                 f"(`{trf['overrides'].replace(str(REPO_ROOT) + '/', '')}`)."
             )
         lines.append("")
-    lines += seed_lines() + step_time_lines() + reference_lines() + onnx_lines()
+        lines += seed_lines([path])
+    lines += step_time_lines() + reference_lines() + onnx_lines()
     text = DOC_PATH.read_text() if DOC_PATH.exists() else f"{START}\n{END}\n"
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
@@ -879,11 +880,12 @@ def report() -> None:
     typer.echo(f"wrote {DOC_PATH}")
 
 
-def seed_lines() -> list[str]:
+def seed_lines(paths: list[Path] | None = None) -> list[str]:
     """Test macro-F1 of each system over the few-shot samples (``run --seed S``): sample 0 is
-    the table's row, the others come from ``encoders_<dataset>_<N>pc_seed<S>.json``."""
+    the table's row, the others come from ``encoders_<dataset>_<N>pc_seed<S>.json``
+    (``paths``: the sample-0 result files; all of them if None)."""
     lines: list[str] = []
-    for path in sorted(RESULTS_DIR.glob("encoders_*pc.json")):
+    for path in paths if paths is not None else sorted(RESULTS_DIR.glob("encoders_*pc.json")):
         others = sorted(
             RESULTS_DIR.glob(f"{path.stem}_seed*.json"),
             key=lambda p: int(p.stem.rsplit("_seed", 1)[1]),
