@@ -413,7 +413,12 @@ def _check_feeds(hf_tokenizer: Any, settings: TokenizerSettings) -> dict[str, np
 
 
 def quantize_encoder(fp32_path: Path, out_path: Path, quantization: Quantization) -> None:
-    """Dynamic quantisation: int8 weights, activations quantised on the fly per batch."""
+    """Dynamic quantisation: int8 weights, activations quantised on the fly per batch.
+
+    Weights get one scale per output channel (``per_channel``), not one per tensor. On the
+    GoEmotions fine-tuned all-MiniLM-L6-v2 (28 labels, tuned thresholds) one scale per
+    tensor cost 1.7 points of dev macro-F1 against fp32 (0.4455 vs 0.4624); one per channel
+    0.06 (0.4618), at the same speed. Chosen on dev; see docs/encoders.md."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     import onnx
@@ -429,6 +434,7 @@ def quantize_encoder(fp32_path: Path, out_path: Path, quantization: Quantization
             fp32_path,
             out_path,
             weight_type=QuantType.QInt8,
+            per_channel=True,
             # Shape inference cannot type the outputs of fused contrib operators.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
