@@ -66,7 +66,7 @@ BUCKETS_PER_NGRAM = 8
 MAX_BOW_WEIGHTS = 2**22
 BOW_ARCHITECTURES = ("textcat_kit.TextCatBOW.v1",)
 
-VARIANTS_HELP = "bow | cnn | transformer (any configs/textcat[_multilabel]_{variant}.cfg)"
+VARIANTS_HELP = "bow | cnn | embed | transformer (any configs/textcat[_multilabel]_{variant}.cfg)"
 
 
 @dataclass(frozen=True)
