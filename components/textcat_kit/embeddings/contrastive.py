@@ -249,12 +249,8 @@ def _pooled(encoder: SentenceEncoder, batch_ids: list[list[int]]) -> Any:
     pooling, in torch)."""
     import torch
 
-    width = max(len(seq) for seq in batch_ids)
-    input_ids = torch.full((len(batch_ids), width), encoder.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
-    for row, seq in enumerate(batch_ids):
-        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
+    ids_np, mask_np = encoder.padded(batch_ids)
+    input_ids, mask = torch.from_numpy(ids_np), torch.from_numpy(mask_np)
     hidden = encoder.model(input_ids=input_ids, attention_mask=mask)[0]
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)

@@ -155,16 +155,22 @@ class SentenceEncoder:
                 out[batch] = self._encode_ids([ids[i] for i in batch])
         return out
 
-    def _encode_ids(self, batch_ids: list[list[int]]) -> np.ndarray:
-        """Mean-pool (and normalise) one padded batch of token ids."""
-        import torch
-
+    def padded(self, batch_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """One batch of token ids as the model's inputs: ids padded with ``pad_id`` to the
+        longest sequence, and the attention mask (int64 arrays)."""
         width = max(len(seq) for seq in batch_ids)
         input_ids = np.full((len(batch_ids), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(batch_ids), width), dtype=np.int64)
         for row, seq in enumerate(batch_ids):
             input_ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
+        return input_ids, mask
+
+    def _encode_ids(self, batch_ids: list[list[int]]) -> np.ndarray:
+        """Mean-pool (and normalise) one padded batch of token ids."""
+        import torch
+
+        input_ids, mask = self.padded(batch_ids)
         mask_t = torch.from_numpy(mask)
         hidden = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=mask_t)[0]
         return mean_pool(hidden.float().numpy(), mask, normalize=self.settings.normalize)
