@@ -269,6 +269,56 @@ def test_interrupted_at_random_points_then_resumed_equals_uninterrupted(
     )
 
 
+def test_killed_after_assembly_during_cleanup_then_resumed(
+    tuned_model: Path, banking_small: dict[str, Any], tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A run killed after its output was assembled, while it removed its parts (renamed to
+    ``.parts.done``), resumes: the summary comes back from the parts, nothing is refused."""
+    import shutil
+
+    from textcat_kit.scoring import job
+
+    inputs = write_inputs(tmp_path / "in", corpus_texts(banking_small, 300))
+    common = dict(id_key="id", batch_size=50, shard_size=100, progress=False)
+    reference = score_files(
+        tuned_model,
+        inputs["jsonl"],
+        tmp_path / "ref.parquet",
+        ScoreSettings(**common),  # type: ignore[arg-type]
+    )
+    out = tmp_path / "out.parquet"
+    rmtree = shutil.rmtree
+
+    def killed_in_cleanup(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith(".parts.done") and Path(path).exists():
+            raise _Crash
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(job.shutil, "rmtree", killed_in_cleanup)
+    with pytest.raises(_Crash):
+        score_files(tuned_model, inputs["jsonl"], out, ScoreSettings(**common))  # type: ignore[arg-type]
+    monkeypatch.undo()
+    assert out.exists() and (tmp_path / "out.parquet.parts.done").is_dir()
+    with pytest.raises(OutputError, match="E023"):  # without --resume: refused, kept
+        score_files(tuned_model, inputs["jsonl"], out, ScoreSettings(**common))  # type: ignore[arg-type]
+    resumed = score_files(
+        tuned_model,
+        inputs["jsonl"],
+        out,
+        ScoreSettings(resume=True, **common),  # type: ignore[arg-type]
+    )
+    assert resumed.summary == reference.summary
+    assert resumed.resumed_parts > 0
+    assert out.read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in",
+        "out.parquet",
+        "out.rejects.jsonl",
+        "ref.parquet",
+        "ref.rejects.jsonl",
+    ]
+
+
 @pytest.mark.slow
 def test_sigkill_during_cli_run_then_resume(
     tuned_model: Path, banking_small: dict[str, Any], tmp_path: Path

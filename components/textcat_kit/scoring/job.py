@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError, Errors, OutputError
 from ..safe_write import MARKER, atomic_file
@@ -34,6 +34,9 @@ from .inputs import check_columns as _check_columns
 from .progress import Progress
 from .results import OutputSpec, warn_if_untuned
 from .store import OutputFormat, PartStore, Summary
+
+if TYPE_CHECKING:
+    from .ray_engine import RaySession
 
 Engine = Literal["local", "ray"]
 OUTPUT_SUFFIXES: dict[str, OutputFormat] = {".parquet": "parquet", ".jsonl": "jsonl"}
@@ -124,9 +127,17 @@ def _check_outputs(layout: _Layout, settings: ScoreSettings) -> None:
     """Refuse before scoring anything what would be refused at the end."""
     if not layout.as_directory:
         # A run killed after assembling its output but before removing its parts is resumed
-        # by assembling again from the intact parts (they are removed by one rename first).
-        unfinished = settings.resume and layout.parts.is_dir()
-        if layout.output.exists() and not settings.overwrite and not unfinished:
+        # by assembling again from the parts. They are removed by one rename to
+        # ``.parts.done`` first; a run killed after that rename left them there (whole, or
+        # partly deleted: a resume then scores again what is missing), so take them back.
+        done = _done_parts(layout.parts)
+        if settings.resume and not layout.parts.exists() and done.is_dir():
+            os.rename(done, layout.parts)
+    # The files a resumed job writes at the end (output, rejects) may be there already
+    # from the run it resumes: it was killed while writing them.
+    resuming = settings.resume and layout.parts.is_dir()
+    if not layout.as_directory:
+        if layout.output.exists() and not settings.overwrite and not resuming:
             raise OutputError(Errors.E023.format(path=layout.output, option="--overwrite"))
     else:
         out = layout.output
@@ -139,7 +150,7 @@ def _check_outputs(layout: _Layout, settings: ScoreSettings) -> None:
     if layout.rejects.is_dir():
         raise OutputError(Errors.E025.format(path=layout.rejects))
     inside = layout.as_directory and layout.rejects.parent == layout.output
-    if layout.rejects.exists() and not settings.overwrite and not inside:
+    if layout.rejects.exists() and not settings.overwrite and not inside and not resuming:
         raise OutputError(Errors.E023.format(path=layout.rejects, option="--overwrite"))
 
 
@@ -150,8 +161,6 @@ def score_files(
     settings: ScoreSettings | None = None,
 ) -> ScoreResult:
     """Score every record of ``input_spec`` with the pipeline ``model`` into ``output``."""
-    import spacy
-
     settings = settings or ScoreSettings()
     try:
         import pyarrow  # noqa: F401
@@ -178,7 +187,74 @@ def score_files(
     layout = _layout(Path(output), settings)
     _check_outputs(layout, settings)
     row_counts = _check_inputs(files, fields)
-    nlp = spacy.load(model)
+    store = PartStore(layout.parts, layout.fmt)
+    _check_parts(layout, store, settings)
+    session: RaySession | None = None
+    if settings.engine == "ray" and not settings.resume:
+        nlp, session = _load_while_starting_ray(model, settings)
+    else:
+        import spacy
+
+        nlp = spacy.load(model)
+    try:
+        return _score(
+            model, nlp, files, ignored, fields, layout, store, row_counts, settings, session
+        )
+    except BaseException:
+        if session is not None:
+            session.stop()
+        raise
+
+
+def _check_parts(layout: _Layout, store: PartStore, settings: ScoreSettings) -> None:
+    """Refuse the parts of an earlier run unless --resume / --overwrite says what to do."""
+    if store.exists():
+        if not settings.overwrite and not settings.resume:
+            raise OutputError(Errors.E356.format(directory=layout.parts))
+    elif layout.parts.exists() and not layout.as_directory:
+        raise OutputError(Errors.E022.format(path=layout.parts))
+
+
+def _load_while_starting_ray(model: str | Path, settings: ScoreSettings) -> tuple[Any, RaySession]:
+    """Load the pipeline (the driver needs its labels and decisions) in a thread while Ray
+    starts: each takes seconds, mostly waiting (Ray on its processes), so together they
+    take about as long as the slower one."""
+    from .ray_engine import start_ray
+
+    loaded: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            import spacy
+
+            loaded["nlp"] = spacy.load(model)
+        except BaseException as err:  # re-raised in the caller's thread
+            loaded["error"] = err
+
+    thread = threading.Thread(target=load, name="textcat-kit-load-pipeline")
+    thread.start()
+    try:
+        session = start_ray(settings.ray_address, settings.n_process)
+    finally:
+        thread.join()
+    if "error" in loaded:
+        session.stop()
+        raise loaded["error"]
+    return loaded["nlp"], session
+
+
+def _score(
+    model: str | Path,
+    nlp: Any,
+    files: list[InputFile],
+    ignored: list[Path],
+    fields: Fields,
+    layout: _Layout,
+    store: PartStore,
+    row_counts: list[int | None],
+    settings: ScoreSettings,
+    session: RaySession | None,
+) -> ScoreResult:
     spec = OutputSpec.from_pipeline(nlp, top_k=settings.top_k, with_id=fields.id_key is not None)
     warn_if_untuned(spec)
     shard_size = -(-settings.shard_size // settings.batch_size) * settings.batch_size
@@ -193,19 +269,14 @@ def score_files(
         "output": spec.to_json(),
         "shard_size": shard_size,
     }
-    store = PartStore(layout.parts, layout.fmt)
     resumed = 0
     if store.exists():
-        if settings.overwrite and not settings.resume:
-            shutil.rmtree(layout.parts)
-            store.create(job)
-        elif settings.resume:
+        if settings.resume:
             store.check_job(job)
             resumed = len(store.parts())
-        else:
-            raise OutputError(Errors.E356.format(directory=layout.parts))
-    elif layout.parts.exists() and not layout.as_directory:
-        raise OutputError(Errors.E022.format(path=layout.parts))
+        else:  # --overwrite (checked by _check_parts)
+            shutil.rmtree(layout.parts)
+            store.create(job)
     else:
         store.create(job)
     progress = Progress([f.size for f in files], enabled=settings.progress)
@@ -225,6 +296,7 @@ def score_files(
             row_counts=row_counts,
             address=settings.ray_address,
             progress=settings.progress,
+            session=session,
         )
     else:
         from .local import run_local
@@ -273,10 +345,15 @@ def _finish(
         return
     with atomic_file(layout.output, overwrite=settings.overwrite or settings.resume) as tmp:
         store.assemble(shards, tmp, spec.schema())
-    done = layout.parts.with_name(layout.parts.name + ".done")
+    done = _done_parts(layout.parts)
     shutil.rmtree(done, ignore_errors=True)
     os.rename(layout.parts, done)  # one step: the parts are either all there or gone
     shutil.rmtree(done)
+
+
+def _done_parts(parts: Path) -> Path:
+    """Where the parts of a finished output go for their removal (one rename)."""
+    return parts.with_name(parts.name + ".done")
 
 
 def print_result(result: ScoreResult) -> None:

@@ -85,27 +85,42 @@ def _block_schema(with_id: bool) -> pa.Schema:
 
 
 def _chunk_block(chunk: Chunk, shard: int, source: str, stop: int, with_id: bool) -> pa.Table:
-    """One block: the chunk's texts, then its rejected records (text null, reason set)."""
+    """One block: the chunk's texts, then its rejected records (text null, reason set).
+
+    Built column by column from arrays (constant columns repeated in Arrow), not from a
+    dict of Python lists: on short texts that conversion was a second of CPU per million
+    records in the read tasks."""
     import pyarrow as pa
 
     n_ok, rejects = len(chunk.rows), chunk.rejects
     n = n_ok + len(rejects)
-    columns: dict[str, Any] = {
-        "source": [source] * n,
-        "row": chunk.rows + [r.row for r in rejects],
-        "text": chunk.texts + [None] * len(rejects),
-    }
+
+    def constant(value: Any, type_: pa.DataType) -> pa.Array:
+        return pa.repeat(pa.scalar(value, type_), n)
+
+    def reject_values(values: list[Any], type_: pa.DataType) -> pa.Array:
+        if not rejects:
+            return pa.nulls(n, type_)
+        return pa.array([None] * n_ok + values, type_)
+
+    rows = np.asarray(chunk.rows + [r.row for r in rejects], dtype=np.int64)
+    arrays = [
+        constant(source, pa.string()),
+        pa.array(rows, pa.int64()),
+        pa.array(chunk.texts + [None] * len(rejects) if rejects else chunk.texts, pa.string()),
+    ]
     if with_id:
-        columns["id"] = (chunk.ids or []) + [r.id for r in rejects]
-    columns.update(
-        _file=[chunk.file_index] * n,
-        _shard=[shard] * n,
-        _stop=[stop] * n,
-        _line=[None] * n_ok + [r.line for r in rejects],
-        _reason=[None] * n_ok + [r.reason for r in rejects],
-        _detail=[None] * n_ok + [r.detail for r in rejects],
-    )
-    return pa.Table.from_pydict(columns, schema=_block_schema(with_id))
+        ids = (chunk.ids or []) + [r.id for r in rejects]
+        arrays.append(pa.array(ids, pa.string()))
+    arrays += [
+        constant(chunk.file_index, pa.int32()),
+        constant(shard, pa.int64()),
+        constant(stop, pa.int64()),
+        reject_values([r.line for r in rejects], pa.int64()),
+        reject_values([r.reason for r in rejects], pa.string()),
+        reject_values([r.detail for r in rejects], pa.string()),
+    ]
+    return pa.Table.from_arrays(arrays, schema=_block_schema(with_id))
 
 
 def _read_shard(
@@ -214,16 +229,14 @@ class RayScorer:
         scores = np.concatenate([p[0] for p in parts]) if parts else self.scorer([])[0]
         decided = [labels for p in parts for labels in p[1]]
         ids = ok.column("id").to_pylist() if spec.with_id else None
-        scored = result_table(
-            spec,
-            ok.column("source").to_pylist(),
-            ok.column("row").to_numpy(),
-            ids,
-            scores,
-            decided,
-        )
+        file_indices = ok.column("_file").to_numpy()
+        one_file = len(ok) > 0 and file_indices.min() == file_indices.max()
+        source = ok.column("source")[0].as_py() if one_file else ok.column("source").to_pylist()
+        scored = result_table(spec, source, ok.column("row").to_numpy(), ids, scores, decided)
         for name in INTERNAL:
             scored = scored.append_column(batch.schema.field(name), ok.column(name))
+        if not len(bad):
+            return scored
         schema = scored.schema
         rejected_columns = []
         for field in schema:
@@ -262,16 +275,25 @@ def commit_block(store: PartStore, spec: OutputSpec, table: pa.Table) -> list[di
 
     written = []
     shards = table.column("_shard").to_numpy()
-    for shard in np.unique(shards):
-        part = table.filter(shards == shard).sort_by("row")
+    unique = np.unique(shards)
+    for shard in unique:
+        # A block is usually one run of one shard, in order and without rejects: then
+        # there is nothing to filter or sort (that was most of a write task's CPU).
+        part = table if len(unique) == 1 else table.filter(shards == shard)
         rows = part.column("row").to_numpy()
+        if np.any(np.diff(rows) < 0):
+            part = part.sort_by("row")
+            rows = part.column("row").to_numpy()
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(rows)]):
             run = part.slice(lo, hi - lo)
             reasons = run.column("_reason")
-            ok_mask = pc.is_null(reasons)
-            scored = run.filter(ok_mask).select(spec.schema().names).cast(spec.schema())
-            bad = run.filter(pc.invert(ok_mask))
+            if reasons.null_count == len(run):
+                scored, bad = run, run.slice(0, 0)
+            else:
+                ok_mask = pc.is_null(reasons)
+                scored, bad = run.filter(ok_mask), run.filter(pc.invert(ok_mask))
+            scored = scored.select(spec.schema().names).cast(spec.schema())
             source = run.column("source")[0].as_py()
             rejects = [
                 Reject(row, line, reason, detail, id_).to_line(source)
@@ -303,6 +325,37 @@ def commit_block(store: PartStore, spec: OutputSpec, table: pa.Table) -> list[di
     return written
 
 
+@dataclass(frozen=True)
+class RaySession:
+    """A connection to Ray for one job: how many scoring actors to run, and the function
+    that stops the local Ray the job started (a no-op for a cluster or a Ray that was
+    already running)."""
+
+    n_actors: int
+    stop: Callable[[], None]
+
+
+def start_ray(address: str | None, n_process: int | None) -> RaySession:
+    """Connect to ``address``, to the Ray this process already runs, or start a local one
+    with one logical CPU per scoring actor (``n_process``, default all cores) and one for
+    the read / write tasks."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(Errors.E361.format(error=err)) from None
+    if ray.is_initialized():
+        total = int(ray.cluster_resources().get("CPU", 2))
+        return RaySession(n_process or max(1, total - 1), _no_op)
+    if address is None:
+        n_actors = n_process or os.cpu_count() or 1
+        ray.init(num_cpus=n_actors + 1, include_dashboard=False, log_to_driver=False)
+        return RaySession(n_actors, ray.shutdown)
+    ray.init(address=address, log_to_driver=False)
+    total = int(ray.cluster_resources().get("CPU", 2))
+    return RaySession(n_process or max(1, total - 1), ray.shutdown)
+
+
 def run_ray(
     model: str | os.PathLike[str],
     spec: OutputSpec,
@@ -316,42 +369,32 @@ def run_ray(
     row_counts: Sequence[int | None],
     address: str | None,
     progress: bool = True,
+    session: RaySession | None = None,
 ) -> tuple[dict[int, list[PartMeta]], Callable[[], None]]:
     """Score the shards of ``store`` that are not complete; return the complete shards and
-    the function that stops the local Ray this call started (a no-op otherwise).
+    the function that stops the local Ray this job started (a no-op otherwise).
 
-    The caller runs that function while it assembles the output: stopping a local Ray is
-    about a second and a half of waiting for its processes to exit. If scoring fails, Ray
-    is stopped here before the error propagates. ``progress=False`` also turns off Ray
+    ``session``: Ray as :func:`start_ray` left it (the caller started it while loading the
+    pipeline); without one, Ray is started here when there is anything to score. The
+    caller runs the returned function while it assembles the output: stopping a local Ray
+    is about a second and a half of waiting for its processes to exit. If scoring fails,
+    Ray is stopped here before the error propagates. ``progress=False`` also turns off Ray
     Data's progress bars and end-of-run statistics for this job."""
-    try:
-        import ray
-        import ray.data
-    except ImportError as err:
-        raise ConfigError(Errors.E361.format(error=err)) from None
     plan = plan_shards(files, row_counts, shard_size)
     starts = {s.shard: s.start for s in plan}
     complete = store.complete_shards(starts)
     store.remove_except([m for metas in complete.values() for m in metas])
     todo = [s for s in plan if s.shard not in complete]
-    stop: Callable[[], None] = _no_op
+    stop: Callable[[], None] = session.stop if session is not None else _no_op
     if todo:
+        import ray.data
+
+        if session is None:
+            session = start_ray(address, n_process)
+            stop = session.stop
         model_ref = str(model)
         if os.path.isdir(model_ref):
             model_ref = os.path.abspath(model_ref)
-        started_here = not ray.is_initialized()
-        if started_here:
-            if address is None:
-                n_actors = n_process or os.cpu_count() or 1
-                # One logical CPU per scoring actor and one for the read / write tasks.
-                ray.init(num_cpus=n_actors + 1, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
-        if address is not None or not started_here:
-            total = int(ray.cluster_resources().get("CPU", 2))
-            n_actors = n_process or max(1, total - 1)
-        if started_here:
-            stop = ray.shutdown
         context = ray.data.DataContext.get_current()
         shown = (context.enable_progress_bars, context.enable_auto_log_stats)
         if not progress:
@@ -377,7 +420,7 @@ def run_ray(
                 },
                 batch_size=None,
                 batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=n_actors),
+                compute=ray.data.ActorPoolStrategy(size=session.n_actors),
                 num_cpus=1,
             )
             ds.write_datasink(_datasink_class()(store, spec), ray_remote_args={"num_cpus": IO_CPUS})
