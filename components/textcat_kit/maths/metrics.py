@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from ..errors import DataError
 from ..errors import Errors as MathsErrors
@@ -240,6 +239,10 @@ def macro_auc(probs: np.ndarray, gold: np.ndarray) -> float:
     Labels with only positives or only negatives have no defined AUC and are skipped;
     if no label qualifies the result is NaN (never an exception), so it can be logged.
     """
+    # Imported here: scikit-learn (with SciPy and pandas) is seconds of import that the
+    # serving and scoring processes, which load this module through the pipeline, never use.
+    from sklearn.metrics import roc_auc_score
+
     probs, gold = check_probs_gold(probs, gold)
     actual = binarize(gold)
     aucs = [
