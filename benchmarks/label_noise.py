@@ -186,6 +186,7 @@ def run_exclusive(
 
 MULTILABEL_VARIANTS: dict[str, dict[str, Any]] = {
     "label_set (default)": {"method": "label_set"},
+    "label_set --no-swaps": {"method": "label_set", "swaps": False},
     "per_label / prune_by_noise_rate / self_confidence": {"method": "per_label"},
     "per_label / confident_joint / self_confidence": {
         "method": "per_label",

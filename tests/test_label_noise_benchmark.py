@@ -107,6 +107,11 @@ def test_rescore_of_flip_noise(tmp_path: Path) -> None:
     assert label_set["precision_at_k"] >= 0.8
     # half the changed cells lost a given label, half gained one: both directions found
     assert label_set["recall_removed"] >= 0.7 and label_set["recall_added"] >= 0.7
+    # the table also scores label_set without the swap neighbours, which misses flips
+    no_swaps = result["scores"]["label_set --no-swaps"]
+    assert "estimated_flip_rate" in no_swaps and no_swaps["estimated_flip_rate"] == 0.0
+    assert no_swaps["precision_at_k"] < label_set["precision_at_k"]
+    assert "label_set --no-swaps" in markdown_table(result)
     # the same arrays are not a dump of toggle noise
     with pytest.raises(SystemExit) as refused:
         main(["goemotions", corpus, "--rescore", str(dump), "--output", str(out)])
