@@ -40,6 +40,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import csv  # noqa: E402
 import json  # noqa: E402
+import platform  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -162,6 +163,35 @@ STAGE_NAMES = {
 }
 
 
+def environment() -> dict[str, Any]:
+    """The versions that move these figures. spaCy imports every installed plugin's
+    factories when it loads a pipeline, so an environment with spacy-transformers (and
+    torch) makes each Ray actor's start seconds slower than one with the scoring extra only."""
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    names = ("spacy", "ray", "pyarrow", "spacy-transformers", "torch")
+    return {
+        "python": platform.python_version(),
+        "packages": {name: version(name) for name in names},
+    }
+
+
+def _environment_line(env: dict[str, Any]) -> str:
+    packages = env.get("packages", {})
+    present = [f"{n} {v}" for n, v in packages.items() if v]
+    absent = [n for n, v in packages.items() if not v]
+    line = f"Python {env.get('python', '?')}, " + ", ".join(present)
+    if absent:
+        line += f"; not installed: {', '.join(absent)}"
+    return line + "."
+
+
 def render(result: dict[str, Any], source: str) -> str:
     """The figures section of docs/batch-scoring.md from one benchmark result."""
     n = result["n_texts"]
@@ -178,6 +208,8 @@ def render(result: dict[str, Any], source: str) -> str:
         "ratios within a round; absolute speeds move with other load on the machine.",
         "",
     ]
+    if "environment" in result:
+        lines += [f"Environment: {_environment_line(result['environment'])}", ""]
     if any(stage in figures for figures in result["rounds"] for stage in STAGE_NAMES):
         lines += [
             "| round | stage | wall s | CPU s (this process) | CPU s (workers) | texts/s (wall) |",
@@ -404,6 +436,7 @@ def run(
         "identical_outputs": same if "score_1" in wanted and "score_2" in wanted else None,
         "n_texts": n_texts,
         "model": model,
+        "environment": environment(),
         "rounds": per_round,
         "median_ratios": {
             key: statistics.median(r["ratios"][key] for r in per_round)

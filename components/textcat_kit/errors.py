@@ -685,6 +685,12 @@ class Errors:
         "[E363] score needs pyarrow ({error}). Install the extra: pip install "
         "'spacy-textcat-kit[score]'."
     )
+    E364 = (
+        "[E364] No space left on the device while writing {output} ({error}). The shards "
+        "written so far are kept in {parts}. Free space there (a single-file OUTPUT needs "
+        "room for itself beside its parts at the end; a directory OUTPUT does not), then run "
+        "the same command again with --resume: it scores only what is missing."
+    )
 
     # --- E400-E449: labels (cross-validation, label issues, explain, suggest) ---
     E400 = (

@@ -319,6 +319,64 @@ def test_killed_after_assembly_during_cleanup_then_resumed(
     ]
 
 
+def test_disk_full_is_a_coded_error_and_resume_finishes(
+    tuned_model: Path, banking_small: dict[str, Any], tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A full disk stops the job with E364 (output, where the parts are, --resume), keeps the
+    shards written so far, and a resumed run finishes with the uninterrupted output."""
+    import errno
+
+    inputs = write_inputs(tmp_path / "in", corpus_texts(banking_small, 300))
+    common = dict(id_key="id", batch_size=50, shard_size=100, progress=False)
+    reference = score_files(
+        tuned_model,
+        inputs["jsonl"],
+        tmp_path / "ref.parquet",
+        ScoreSettings(**common),  # type: ignore[arg-type]
+    )
+    commit, calls = PartStore.commit, {"n": 0}
+
+    def full_disk(self: PartStore, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.directory))
+        return commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(PartStore, "commit", full_disk)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(OutputError, match=r"\[E364\] .*out\.parquet .*--resume"):
+        score_files(tuned_model, inputs["jsonl"], out, ScoreSettings(**common))  # type: ignore[arg-type]
+    monkeypatch.undo()
+    assert not out.exists()
+    resumed = score_files(
+        tuned_model,
+        inputs["jsonl"],
+        out,
+        ScoreSettings(resume=True, **common),  # type: ignore[arg-type]
+    )
+    assert resumed.resumed_parts == 1
+    assert resumed.summary == reference.summary
+    assert out.read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+
+
+def test_out_of_space_is_found_behind_wrapping_errors() -> None:
+    import errno
+
+    from textcat_kit.scoring.job import _out_of_space
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as err:
+            raise RuntimeError("a write task failed") from err
+    except RuntimeError as wrapped:
+        found = _out_of_space(wrapped)
+    assert found is not None and found.errno == errno.ENOSPC
+    assert _out_of_space(RuntimeError("OSError: [Errno 28] No space left on device")) is not None
+    assert _out_of_space(OSError(errno.EACCES, "Permission denied")) is None
+    assert _out_of_space(KeyboardInterrupt()) is None
+
+
 @pytest.mark.slow
 def test_sigkill_during_cli_run_then_resume(
     tuned_model: Path, banking_small: dict[str, Any], tmp_path: Path

@@ -443,7 +443,10 @@ def _read_parquet(
 ) -> Iterator[Chunk]:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(file.path)
+    # pre_buffer=False: with pre-buffering (pyarrow's default) the reader keeps the buffers
+    # of every row group it has read until it is closed, so memory grew with the file
+    # (+29 MB over 1M short texts, measured) instead of staying at one batch.
+    pf = pq.ParquetFile(file.path, pre_buffer=False)
     check_columns(file, pf.schema_arrow.names, fields)
     n_rows = pf.metadata.num_rows
     stop = n_rows if stop_row is None else min(stop_row, n_rows)

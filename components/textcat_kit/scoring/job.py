@@ -16,6 +16,7 @@ file, ``OUTPUT/_rejects.jsonl`` for a directory), one JSON object per record wit
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -200,10 +201,33 @@ def score_files(
         return _score(
             model, nlp, files, ignored, fields, layout, store, row_counts, settings, session
         )
-    except BaseException:
+    except BaseException as err:
         if session is not None:
             session.stop()
+        full = _out_of_space(err)
+        if full is not None:
+            raise OutputError(
+                Errors.E364.format(output=layout.output, parts=layout.parts, error=full)
+            ) from err
         raise
+
+
+def _out_of_space(err: BaseException) -> OSError | None:
+    """The "no space left" error behind ``err``, if that is what it is. Ray hands a write
+    task's error back wrapped (its cause, or only its text), so follow causes and look at
+    the message too."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return current
+        cause = getattr(current, "cause", None)
+        nxt = current.__cause__ or (cause if isinstance(cause, BaseException) else None)
+        current = nxt or current.__context__
+    if "No space left on device" in str(err):
+        return OSError(errno.ENOSPC, "No space left on device")
+    return None
 
 
 def _check_parts(layout: _Layout, store: PartStore, settings: ScoreSettings) -> None:
