@@ -4,7 +4,7 @@ Input: ``--n-texts`` short texts (Banking77 test + train texts, each with a nume
 no two are equal) in one Parquet file; output: Parquet with all probabilities. Stages, timed
 in interleaved rounds so that a burst of load on the shared machine hits all of them alike:
 
-* ``nlp_pipe``: ``for doc in nlp.pipe(texts)`` in this process over the texts in memory, with
+* ``nlp_pipe``: ``for doc in nlp.pipe(texts)`` over the texts in memory, with
   ``doc.cats`` / ``doc._.decided_labels`` read (the figure the one-process scorer is held to;
   the pipeline is loaded fresh each round and its loading is not timed);
 * ``score_1``: :func:`textcat_kit.scoring.score_files` with one process (reads the Parquet,
@@ -13,8 +13,12 @@ in interleaved rounds so that a burst of load on the shared machine hits all of 
 * ``ray_2``: the same with ``engine="ray"`` and two actors on a local Ray started by the
   job (its start-up is part of the wall clock).
 
-Reported per round: wall seconds and texts/s of each stage; CPU seconds of this process for
-the two single-process stages (waiting for a core does not inflate them); the ratios
+Every stage runs in a fresh Python process (as ``textcat-kit score`` does), so that what one
+stage leaves behind in memory (pipelines, lexemes, objects the garbage collector then walks)
+cannot slow the next; the pipeline is loaded before the timer starts for ``nlp_pipe`` only.
+
+Reported per round: wall seconds and texts/s of each stage; CPU seconds of the stage's process
+for the two single-process stages (waiting for a core does not inflate them); the ratios
 ``score_1 / nlp_pipe`` (throughput), ``score_2 / score_1`` and ``ray_2 / score_1``.
 
 ``--rss`` also runs ``textcat-kit score`` (one process) in a child process on the first
@@ -110,6 +114,64 @@ def time_score(
         _children_cpu() - children,
         result.summary.scored,
     )
+
+
+def run_stage(
+    stage: str, model: str, source: Path, out: Path, settings: ScoreSettings | None
+) -> dict[str, Any]:
+    """Time one stage in a fresh Python process; returns its figures."""
+    import dataclasses
+
+    args = {
+        "stage": stage,
+        "model": model,
+        "source": str(source),
+        "out": str(out),
+        "settings": dataclasses.asdict(settings) if settings is not None else None,
+    }
+    code = (
+        "import json, sys\n"
+        "from benchmarks.score_throughput import _stage_here\n"
+        "print('STAGE_RESULT', json.dumps(_stage_here(json.loads(sys.argv[1]))))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"stage {stage} failed:\n{proc.stderr[-4000:]}")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("STAGE_RESULT "))
+    return json.loads(line.split(" ", 1)[1])
+
+
+def _stage_here(args: dict[str, Any]) -> dict[str, Any]:
+    """The body of :func:`run_stage`, in the child process."""
+    source, out = Path(args["source"]), Path(args["out"])
+    if args["stage"] == "nlp_pipe":
+        import pyarrow.parquet as pq
+        import spacy
+
+        texts = pq.read_table(source, columns=["text"]).column("text").to_pylist()
+        nlp = spacy.load(args["model"])
+        wall, cpu = time_nlp_pipe(nlp, texts)
+        return {"wall_s": wall, "cpu_s": cpu, "texts_per_s": len(texts) / wall}
+    settings = ScoreSettings(**args["settings"])
+    wall, cpu, child_cpu, scored = time_score(args["model"], source, out, settings)
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "children_cpu_s": child_cpu,
+        "texts_per_s": scored / wall,
+        "scored": scored,
+    }
 
 
 def stage_ratios(figures: dict[str, Any]) -> dict[str, float]:
@@ -377,8 +439,6 @@ def run(
             write_doc(update_doc, result, str(from_json), doc_marker)
         return
     data = data or shared_data() / "banking77"
-    import spacy
-
     work = work_dir or Path(tempfile.mkdtemp(prefix="score-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     texts = make_texts(data, n_texts)
@@ -395,20 +455,10 @@ def run(
     for index in range(rounds):
         figures: dict[str, Any] = {}
         for stage in wanted:
-            if stage == "nlp_pipe":
-                nlp = spacy.load(model)  # fresh: no lexemes cached from an earlier round
-                wall, cpu = time_nlp_pipe(nlp, texts)
-                figures[stage] = {"wall_s": wall, "cpu_s": cpu, "texts_per_s": n_texts / wall}
-            else:
-                target = work / f"out-{stage}.parquet"
-                wall, cpu, child_cpu, scored = time_score(model, source, target, settings[stage])
-                assert scored == n_texts
-                figures[stage] = {
-                    "wall_s": wall,
-                    "cpu_s": cpu,
-                    "children_cpu_s": child_cpu,
-                    "texts_per_s": n_texts / wall,
-                }
+            target = work / f"out-{stage}.parquet"
+            figures[stage] = run_stage(stage, model, source, target, settings.get(stage))
+            if stage != "nlp_pipe":
+                assert figures[stage].pop("scored") == n_texts
             done = figures[stage]
             print(
                 f"round {index + 1} {stage}: {done['wall_s']:.1f} s wall, "
