@@ -510,7 +510,10 @@ def run(
     result["command"] = " ".join(command)
     saved = write_results(NAME, result, command) if save else None
     if update_doc is not None:
-        write_doc(update_doc, result, str(saved) if saved else "(not saved)", doc_marker)
+        # Rendered from the saved file: it adds when and on what machine the run was.
+        rendered = json.loads(saved.read_text(encoding="utf8")) if saved else result
+        where = os.path.relpath(saved, Path(__file__).resolve().parents[1]) if saved else None
+        write_doc(update_doc, rendered, where or "(not saved)", doc_marker)
     if work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
 
