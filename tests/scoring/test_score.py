@@ -269,6 +269,19 @@ def test_interrupted_at_random_points_then_resumed_equals_uninterrupted(
     )
 
 
+def _small_job(
+    tuned_model: Path, banking_small: dict[str, Any], tmp_path: Path
+) -> tuple[dict[str, Path], dict[str, Any], Any]:
+    """300 texts in 3 shards: the inputs, the settings and an uninterrupted reference run
+    (``ref.parquet``) for the interruption tests."""
+    inputs = write_inputs(tmp_path / "in", corpus_texts(banking_small, 300))
+    common: dict[str, Any] = dict(id_key="id", batch_size=50, shard_size=100, progress=False)
+    reference = score_files(
+        tuned_model, inputs["jsonl"], tmp_path / "ref.parquet", ScoreSettings(**common)
+    )
+    return inputs, common, reference
+
+
 def test_killed_after_assembly_during_cleanup_then_resumed(
     tuned_model: Path, banking_small: dict[str, Any], tmp_path: Path, monkeypatch: Any
 ) -> None:
@@ -278,14 +291,7 @@ def test_killed_after_assembly_during_cleanup_then_resumed(
 
     from textcat_kit.scoring import job
 
-    inputs = write_inputs(tmp_path / "in", corpus_texts(banking_small, 300))
-    common = dict(id_key="id", batch_size=50, shard_size=100, progress=False)
-    reference = score_files(
-        tuned_model,
-        inputs["jsonl"],
-        tmp_path / "ref.parquet",
-        ScoreSettings(**common),  # type: ignore[arg-type]
-    )
+    inputs, common, reference = _small_job(tuned_model, banking_small, tmp_path)
     out = tmp_path / "out.parquet"
     rmtree = shutil.rmtree
 
@@ -326,14 +332,7 @@ def test_disk_full_is_a_coded_error_and_resume_finishes(
     shards written so far, and a resumed run finishes with the uninterrupted output."""
     import errno
 
-    inputs = write_inputs(tmp_path / "in", corpus_texts(banking_small, 300))
-    common = dict(id_key="id", batch_size=50, shard_size=100, progress=False)
-    reference = score_files(
-        tuned_model,
-        inputs["jsonl"],
-        tmp_path / "ref.parquet",
-        ScoreSettings(**common),  # type: ignore[arg-type]
-    )
+    inputs, common, reference = _small_job(tuned_model, banking_small, tmp_path)
     commit, calls = PartStore.commit, {"n": 0}
 
     def full_disk(self: PartStore, *args: Any, **kwargs: Any) -> Any:
