@@ -23,7 +23,6 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -191,7 +190,7 @@ def score_files(
     store = PartStore(layout.parts, layout.fmt)
     _check_parts(layout, store, settings)
     session: RaySession | None = None
-    if settings.engine == "ray" and not settings.resume:
+    if settings.engine == "ray":
         nlp, session = _load_while_starting_ray(model, settings)
     else:
         import spacy
@@ -304,23 +303,20 @@ def _score(
     else:
         store.create(job)
     progress = Progress([f.size for f in files], enabled=settings.progress)
-    stop_ray: Callable[[], None] | None = None
-    if settings.engine == "ray":
+    if session is not None:
         from .ray_engine import run_ray
 
-        shards, stop_ray = run_ray(
+        shards = run_ray(
             model,
             spec,
             files,
             fields,
             store,
-            n_process=settings.n_process,
+            session,
             batch_size=settings.batch_size,
             shard_size=shard_size,
             row_counts=row_counts,
-            address=settings.ray_address,
             progress=settings.progress,
-            session=session,
         )
     else:
         from .local import run_local
@@ -339,11 +335,11 @@ def _score(
         )
         shards = store.complete_shards()
     summary = store.summary(shards)
-    if stop_ray is None:
+    if session is None:
         _finish(layout, store, shards, spec, summary, settings)
     else:
         # The local Ray's processes take a second or two to exit: assemble meanwhile.
-        stopping = threading.Thread(target=stop_ray, name="textcat-kit-ray-shutdown")
+        stopping = threading.Thread(target=session.stop, name="textcat-kit-ray-shutdown")
         stopping.start()
         try:
             _finish(layout, store, shards, spec, summary, settings)

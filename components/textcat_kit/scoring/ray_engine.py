@@ -107,7 +107,7 @@ def _chunk_block(chunk: Chunk, shard: int, source: str, stop: int, with_id: bool
     arrays = [
         constant(source, pa.string()),
         pa.array(rows, pa.int64()),
-        pa.array(chunk.texts + [None] * len(rejects) if rejects else chunk.texts, pa.string()),
+        pa.array(chunk.texts + [None] * len(rejects), pa.string()),
     ]
     if with_id:
         ids = (chunk.ids or []) + [r.id for r in rejects]
@@ -344,16 +344,16 @@ def start_ray(address: str | None, n_process: int | None) -> RaySession:
         import ray.data  # noqa: F401
     except ImportError as err:
         raise ConfigError(Errors.E361.format(error=err)) from None
-    if ray.is_initialized():
-        total = int(ray.cluster_resources().get("CPU", 2))
-        return RaySession(n_process or max(1, total - 1), _no_op)
-    if address is None:
-        n_actors = n_process or os.cpu_count() or 1
-        ray.init(num_cpus=n_actors + 1, include_dashboard=False, log_to_driver=False)
-        return RaySession(n_actors, ray.shutdown)
-    ray.init(address=address, log_to_driver=False)
+    stop: Callable[[], None] = _no_op
+    if not ray.is_initialized():
+        if address is None:
+            n_actors = n_process or os.cpu_count() or 1
+            ray.init(num_cpus=n_actors + 1, include_dashboard=False, log_to_driver=False)
+            return RaySession(n_actors, ray.shutdown)
+        ray.init(address=address, log_to_driver=False)
+        stop = ray.shutdown
     total = int(ray.cluster_resources().get("CPU", 2))
-    return RaySession(n_process or max(1, total - 1), ray.shutdown)
+    return RaySession(n_process or max(1, total - 1), stop)
 
 
 def run_ray(
@@ -362,36 +362,26 @@ def run_ray(
     files: Sequence[InputFile],
     fields: Fields,
     store: PartStore,
+    session: RaySession,
     *,
-    n_process: int | None,
     batch_size: int,
     shard_size: int,
     row_counts: Sequence[int | None],
-    address: str | None,
     progress: bool = True,
-    session: RaySession | None = None,
-) -> tuple[dict[int, list[PartMeta]], Callable[[], None]]:
-    """Score the shards of ``store`` that are not complete; return the complete shards and
-    the function that stops the local Ray this job started (a no-op otherwise).
-
-    ``session``: Ray as :func:`start_ray` left it (the caller started it while loading the
-    pipeline); without one, Ray is started here when there is anything to score. The
-    caller runs the returned function while it assembles the output: stopping a local Ray
-    is about a second and a half of waiting for its processes to exit. If scoring fails,
-    Ray is stopped here before the error propagates. ``progress=False`` also turns off Ray
-    Data's progress bars and end-of-run statistics for this job."""
+) -> dict[int, list[PartMeta]]:
+    """Score the shards of ``store`` that are not complete on the Ray of ``session`` (see
+    :func:`start_ray`); return the complete shards. Stopping a Ray the job started is the
+    caller's (it does so while it assembles the output, or when anything fails).
+    ``progress=False`` also turns off Ray Data's progress bars and end-of-run statistics
+    for this job."""
     plan = plan_shards(files, row_counts, shard_size)
     starts = {s.shard: s.start for s in plan}
     complete = store.complete_shards(starts)
     store.remove_except([m for metas in complete.values() for m in metas])
     todo = [s for s in plan if s.shard not in complete]
-    stop: Callable[[], None] = session.stop if session is not None else _no_op
     if todo:
         import ray.data
 
-        if session is None:
-            session = start_ray(address, n_process)
-            stop = session.stop
         model_ref = str(model)
         if os.path.isdir(model_ref):
             model_ref = os.path.abspath(model_ref)
@@ -424,18 +414,14 @@ def run_ray(
                 num_cpus=1,
             )
             ds.write_datasink(_datasink_class()(store, spec), ray_remote_args={"num_cpus": IO_CPUS})
-        except BaseException:
-            stop()
-            raise
         finally:
             context.enable_progress_bars, context.enable_auto_log_stats = shown
     complete = store.complete_shards(starts)
     missing = [s for s in plan if s.shard not in complete]
     if missing:
-        stop()
         names = ", ".join(sorted({files[s.file].source for s in missing}))
         raise OutputError(Errors.E360.format(directory=store.directory, files=names))
-    return complete, stop
+    return complete
 
 
 def _no_op() -> None:
