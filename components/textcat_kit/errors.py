@@ -841,8 +841,7 @@ class Errors:
         "head at the encoder's rate, like Adam.v1)."
     )
     E466 = (
-        "[E466] textcat_kit.contrastive_encoder.v1: '{name}' = {value} is out of range: "
-        "use {rule}."
+        "[E466] textcat_kit.contrastive_encoder.v1: '{name}' = {value} is out of range: use {rule}."
     )
     E467 = (
         "[E467] textcat_kit.contrastive_encoder.v1: component '{component}': {problem}. Name "
