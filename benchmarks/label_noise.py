@@ -278,6 +278,7 @@ def run_multilabel(
     rescore: list[Path] | None = None,
     extra_configs: list[Path] | None = None,
     noise: str = "toggle",
+    ceiling: bool = False,
 ) -> dict[str, Any]:
     train = corpus_dir / "train.spacy"
     corpus = read_corpus(train)
@@ -289,7 +290,7 @@ def run_multilabel(
         kind=noise,  # type: ignore[arg-type]
     )
     if rescore:
-        return rescore_multilabel(rescore, positive, toggled)
+        return rescore_multilabel(rescore, positive, toggled, ceiling)
     start = time.perf_counter()
     noisy = run_cv(
         config,
@@ -360,8 +361,71 @@ def score_label_set(
     return dict(score_multilabel(probs, given, toggled, removed, variant)["label_set"])
 
 
+def truth_trained_ceiling(
+    members: list[np.ndarray], given: np.ndarray, toggled: np.ndarray, n_splits: int = 5
+) -> dict[str, Any]:
+    """How far could *any* re-ranking of these probabilities go? A diagnostic, not a method.
+
+    Scores the candidate cells (the ``6 k`` most probably wrong under ``label_set`` on the
+    pooled probabilities, ``k`` = number toggled) with gradient-boosted trees trained on the
+    injected truth, cross-fitted over docs (a doc's cells are scored by trees that never saw
+    it). Features: the ``label_set`` posterior, the pooled and every member's logit, the
+    cell's given state, the doc's label count, the cell's probability rank in its doc, the
+    doc's top probability, the label's prevalence and the label itself. When this ceiling is
+    close to ``label_set``'s precision@k, the ranking is not what limits it: the
+    probabilities are (a better or less correlated member is needed).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    pooled = pool_probabilities(members, exclusive=False)
+    positive = given >= 0.5
+    k = len(toggled)
+    truth = np.zeros(given.shape, dtype=bool)
+    truth[toggled[:, 0], toggled[:, 1]] = True
+    issues = find_multilabel_issues(pooled, given)
+    wrong = 1.0 - issues.pair_quality
+    cells = np.argsort(-wrong.ravel(), kind="stable")[: 6 * k]
+    docs, labels = np.unravel_index(cells, given.shape)
+
+    def logit(p: np.ndarray) -> np.ndarray:
+        clipped = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(clipped) - np.log1p(-clipped)
+
+    rank_in_doc = np.argsort(np.argsort(-pooled, axis=1), axis=1)
+    features = np.column_stack(
+        [
+            wrong[docs, labels],
+            logit(pooled)[docs, labels],
+            *[logit(m)[docs, labels] for m in members],
+            positive[docs, labels],
+            positive.sum(axis=1)[docs],
+            rank_in_doc[docs, labels],
+            pooled.max(axis=1)[docs],
+            np.log(np.maximum(positive.mean(axis=0), 1e-9))[labels],
+            labels,
+        ]
+    )
+    target = truth[docs, labels]
+    score = np.zeros(len(cells))
+    split = docs % n_splits
+    for part in range(n_splits):
+        trees = HistGradientBoostingClassifier(
+            max_iter=200,
+            learning_rate=0.05,
+            categorical_features=[features.shape[1] - 1],
+            random_state=0,
+        ).fit(features[split != part], target[split != part])
+        score[split == part] = trees.predict_proba(features[split == part])[:, 1]
+    return {
+        "candidates": int(len(cells)),
+        "candidates_recall": float(target.sum() / k),
+        "label_set_posterior_precision_at_k": float(target[:k].mean()),
+        "truth_trained_precision_at_k": float(target[np.argsort(-score, kind="stable")[:k]].mean()),
+    }
+
+
 def rescore_multilabel(
-    dumps: list[Path], positive: np.ndarray, toggled: np.ndarray
+    dumps: list[Path], positive: np.ndarray, toggled: np.ndarray, ceiling: bool = False
 ) -> dict[str, Any]:
     """Score the ranking again on the out-of-fold arrays earlier ``--dump`` runs saved
     (same corpus, seed and fraction; no training): for changes of the ranking maths.
@@ -419,6 +483,10 @@ def rescore_multilabel(
             for dump, summary, arrays in zip(dumps, summaries, loaded)
         }
     result["scores"] = scores
+    if ceiling:
+        result["ceiling"] = truth_trained_ceiling(
+            [arrays["oof"] for arrays in loaded], first["noisy_gold"], first["toggled"]
+        )
     return result
 
 
@@ -457,6 +525,13 @@ def run_command(
         "--rescore",
         help="Multi-label: score the OOF arrays an earlier --dump saved (no training); "
         "repeatable: several dumps of the same folds are pooled.",
+    ),
+    ceiling: bool = typer.Option(
+        False,
+        "--ceiling",
+        help="With --rescore: also re-rank the candidate cells with trees trained on the "
+        "injected truth (cross-fitted), the most any ranking of these probabilities could "
+        "reach. A diagnostic; it uses the answers.",
     ),
     set_: list[str] = typer.Option(
         [],
@@ -515,6 +590,7 @@ def run_command(
             rescore,
             extras,
             noise,
+            ceiling,
         )
     results.update(
         {
@@ -660,6 +736,15 @@ def markdown_table(results: dict[str, Any]) -> str:
                     f"| {name} | {m['precision_at_k']:.3f} | {m['recall_at_k']:.3f} | "
                     f"{m['docs']['precision_at_k']:.3f} |"
                 )
+        if "ceiling" in results:
+            c = results["ceiling"]
+            lines += [
+                "",
+                f"Ceiling (`--ceiling`): the {c['candidates']} most suspect cells hold "
+                f"{c['candidates_recall']:.3f} of the toggles; label_set's posterior puts "
+                f"{c['label_set_posterior_precision_at_k']:.3f} of its first k right, trees "
+                f"trained on the injected truth {c['truth_trained_precision_at_k']:.3f}.",
+            ]
         return "\n".join(lines)
     lines += [
         "| noise | ranking | k (flipped) | precision@k | recall@k | recall uniform "

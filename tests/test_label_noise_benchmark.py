@@ -15,6 +15,7 @@ from benchmarks.label_noise import (
     run_synthetic,
     score_multilabel,
     synthetic_table,
+    truth_trained_ceiling,
 )
 from spacy.tokens import DocBin
 
@@ -153,6 +154,13 @@ def test_rescore_pools_several_dumps(tmp_path: Path) -> None:
     assert pooled == expected["label_set (default)"]["precision_at_k"]
     alone = [m["label_set"]["precision_at_k"] for m in result["members"].values()]
     assert pooled > max(alone), (pooled, alone)
+    # --ceiling adds the truth-trained re-ranking of the same pooled probabilities
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--rescore", str(dumps[0]), "--rescore", str(dumps[1]), "--ceiling"])
+    assert done.value.code == 0
+    ceiling = json.loads(out.read_text())["ceiling"]
+    assert 0.0 <= ceiling["truth_trained_precision_at_k"] <= 1.0
+    assert "Ceiling (`--ceiling`)" in markdown_table(json.loads(out.read_text()))
     # dumps of other folds are not pooled
     np.save(dumps[1] / "folds.npy", np.arange(len(gold)) % 4, allow_pickle=False)
     with pytest.raises(SystemExit) as refused:
@@ -170,3 +178,29 @@ def test_synthetic_noise_kinds() -> None:
     assert rows["flip"]["estimated_flip_rate"] > 10 * rows["toggle"]["estimated_flip_rate"]
     table = synthetic_table(result)
     assert table.count("\n") == 3 and "| flip | 1.5 |" in table
+
+
+def test_truth_trained_ceiling_finds_a_leak_the_ranking_ignores() -> None:
+    """The ceiling re-ranks candidate cells with trees trained on the injected truth: on a
+    plain weak model it stays near label_set's own first k; given a member that leaks the
+    truth in a way the pooled probabilities hide, it finds nearly every toggle."""
+    rng = np.random.default_rng(5)
+    gold = rng.random((3000, 6)) < 0.25
+    empty = ~gold.any(axis=1)
+    gold[empty, rng.integers(6, size=int(empty.sum()))] = True
+    noisy, toggled = inject_multilabel_noise(gold, 0.05, seed=1)
+    weak = 1 / (1 + np.exp(-(rng.normal(size=gold.shape) + (2 * gold - 1) * 1.5)))
+    plain = truth_trained_ceiling([weak], noisy, toggled)
+    assert 0.0 < plain["candidates_recall"] <= 1.0
+    gap = plain["truth_trained_precision_at_k"] - plain["label_set_posterior_precision_at_k"]
+    assert abs(gap) < 0.1, plain
+    # a second member, 0.5 everywhere except on the toggled cells (0.6): pooled, it barely
+    # moves the ranking; the trees see it
+    leak = np.full(gold.shape, 0.5)
+    leak[toggled[:, 0], toggled[:, 1]] = 0.6
+    leaked = truth_trained_ceiling([weak, leak], noisy, toggled)
+    bound = leaked["candidates_recall"]
+    assert leaked["truth_trained_precision_at_k"] >= min(bound, 0.95) - 0.05, leaked
+    assert (
+        leaked["truth_trained_precision_at_k"] > leaked["label_set_posterior_precision_at_k"] + 0.1
+    ), leaked
