@@ -23,7 +23,9 @@ longer on a busy machine; GoEmotions: 1 cv run)::
 ``--extra-config`` ones (trained on the same folds; their calibrated out-of-fold
 probabilities pooled before ranking), and each member is also scored alone.
 
-``CORPUS_DIR`` is a ``textcat-kit corpus`` output (its ``train.spacy`` is used).
+``CORPUS_DIR`` is a ``textcat-kit corpus`` output (its ``train.spacy`` is used; its
+``data.json`` says whether the task is exclusive or multi-label), so the same benchmark
+runs on your own corpus: ``python -m benchmarks label_noise NAME CORPUS_DIR``.
 
 Other noise: ``--noise flip`` (GoEmotions) replaces given labels by other ones instead of
 toggling cells, and ``python -m benchmarks label_noise synthetic`` scores the multi-label
@@ -96,6 +98,16 @@ def score_exclusive(issues: ExclusiveIssues, flipped: np.ndarray, kinds: np.ndar
         "recall_all_issues": float(np.mean([i in all_flagged for i in flipped.tolist()])),
         "per_kind": per_kind,
     }
+
+
+def corpus_is_exclusive(corpus_dir: Path) -> bool:
+    """Whether a ``textcat-kit corpus`` output is an exclusive task: its ``data.json`` says
+    so; without one, every training doc has exactly one label."""
+    data_json = corpus_dir / "data.json"
+    if data_json.exists():
+        return not json.loads(data_json.read_text(encoding="utf-8"))["multilabel"]
+    gold = read_corpus(corpus_dir / "train.spacy").gold
+    return bool(((gold >= 0.5).sum(axis=1) == 1).all())
 
 
 def run_exclusive(
@@ -494,8 +506,9 @@ def rescore_multilabel(
 def run_command(
     dataset: str = typer.Argument(
         ...,
-        help="banking77 (exclusive), goemotions (multilabel), or synthetic (multi-label "
-        "simulated models of known strength, each noise kind; no corpus, no training).",
+        help="A name for the results (banking77, goemotions, your own), or synthetic "
+        "(multi-label simulated models of known strength, each noise kind; no corpus, no "
+        "training). Exclusive or multi-label comes from CORPUS_DIR's data.json.",
     ),
     corpus_dir: Path | None = typer.Argument(None, exists=True, file_okay=False),
     output: Path | None = typer.Option(
@@ -561,10 +574,11 @@ def run_command(
         return
     if corpus_dir is None:
         raise typer.BadParameter(f"{dataset} needs CORPUS_DIR (a `textcat-kit corpus` output)")
-    default = "textcat_bow.cfg" if dataset == "banking77" else "textcat_multilabel_bow.cfg"
+    exclusive = corpus_is_exclusive(corpus_dir)
+    default = "textcat_bow.cfg" if exclusive else "textcat_multilabel_bow.cfg"
     configs = list(config) or [REPO / "configs" / default]
     main_config, extras = configs[0], configs[1:]
-    if dataset == "banking77":
+    if exclusive:
         results = run_exclusive(
             corpus_dir,
             main_config,
@@ -600,7 +614,7 @@ def run_command(
             "n_folds": n_folds,
             "seed": seed,
             "fraction": fraction,
-            **({"noise": noise} if dataset != "banking77" else {}),
+            **({"noise": noise} if not exclusive else {}),
             "overrides": overrides,
         }
     )

@@ -10,6 +10,7 @@ import pytest
 import spacy
 from benchmarks.label_noise import (
     MULTILABEL_VARIANTS,
+    corpus_is_exclusive,
     main,
     markdown_table,
     run_synthetic,
@@ -204,3 +205,21 @@ def test_truth_trained_ceiling_finds_a_leak_the_ranking_ignores() -> None:
     assert (
         leaked["truth_trained_precision_at_k"] > leaked["label_set_posterior_precision_at_k"] + 0.1
     ), leaked
+
+
+def test_task_kind_comes_from_the_corpus(tmp_path: Path) -> None:
+    """Any corpus can be benchmarked: exclusive or multi-label is read from its data.json,
+    or, without one, from its labels (one per doc), never from the dataset's name."""
+    write_corpus(tmp_path / "multi" / "train.spacy", 50, seed=0)
+    assert not corpus_is_exclusive(tmp_path / "multi")
+    nlp = spacy.blank("en")
+    doc_bin = DocBin()
+    for i in range(20):
+        doc = nlp.make_doc(f"text {i}")
+        doc.cats = {label: float(j == i % len(LABELS)) for j, label in enumerate(LABELS)}
+        doc_bin.add(doc)
+    (tmp_path / "one").mkdir()
+    doc_bin.to_disk(tmp_path / "one" / "train.spacy")
+    assert corpus_is_exclusive(tmp_path / "one")
+    (tmp_path / "one" / "data.json").write_text(json.dumps({"multilabel": True}))
+    assert not corpus_is_exclusive(tmp_path / "one")
