@@ -105,7 +105,9 @@ def corpus_is_exclusive(corpus_dir: Path) -> bool:
     so; without one, every training doc has exactly one label."""
     data_json = corpus_dir / "data.json"
     if data_json.exists():
-        return not json.loads(data_json.read_text(encoding="utf-8"))["multilabel"]
+        multilabel = json.loads(data_json.read_text(encoding="utf-8")).get("multilabel")
+        if isinstance(multilabel, bool):
+            return not multilabel
     gold = read_corpus(corpus_dir / "train.spacy").gold
     return bool(((gold >= 0.5).sum(axis=1) == 1).all())
 
@@ -574,6 +576,8 @@ def run_command(
         return
     if corpus_dir is None:
         raise typer.BadParameter(f"{dataset} needs CORPUS_DIR (a `textcat-kit corpus` output)")
+    if ceiling and not rescore:
+        raise typer.BadParameter("--ceiling re-ranks saved arrays: use it with --rescore DUMP")
     exclusive = corpus_is_exclusive(corpus_dir)
     default = "textcat_bow.cfg" if exclusive else "textcat_multilabel_bow.cfg"
     configs = list(config) or [REPO / "configs" / default]

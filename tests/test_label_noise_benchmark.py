@@ -223,3 +223,8 @@ def test_task_kind_comes_from_the_corpus(tmp_path: Path) -> None:
     assert corpus_is_exclusive(tmp_path / "one")
     (tmp_path / "one" / "data.json").write_text(json.dumps({"multilabel": True}))
     assert not corpus_is_exclusive(tmp_path / "one")
+    (tmp_path / "one" / "data.json").write_text(json.dumps({"dataset": "one"}))
+    assert corpus_is_exclusive(tmp_path / "one")  # no flag: read from the labels
+    with pytest.raises(SystemExit) as refused:  # --ceiling needs saved arrays
+        main(["one", str(tmp_path / "one"), "--ceiling"])
+    assert refused.value.code != 0
