@@ -57,6 +57,7 @@ from textcat_kit.maths.label_issues import (
     pool_probabilities,
     precision_recall_at_k,
 )
+from textcat_kit.training import read_corpus_info
 
 REPO = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -101,15 +102,10 @@ def score_exclusive(issues: ExclusiveIssues, flipped: np.ndarray, kinds: np.ndar
 
 
 def corpus_is_exclusive(corpus_dir: Path) -> bool:
-    """Whether a ``textcat-kit corpus`` output is an exclusive task: its ``data.json`` says
-    so; without one, every training doc has exactly one label."""
-    data_json = corpus_dir / "data.json"
-    if data_json.exists():
-        multilabel = json.loads(data_json.read_text(encoding="utf-8")).get("multilabel")
-        if isinstance(multilabel, bool):
-            return not multilabel
-    gold = read_corpus(corpus_dir / "train.spacy").gold
-    return bool(((gold >= 0.5).sum(axis=1) == 1).all())
+    """Whether a ``textcat-kit corpus`` output is an exclusive task, by the rule training
+    uses (:func:`textcat_kit.training.read_corpus_info`): its ``data.json`` says so;
+    without the flag, every training doc has exactly one label."""
+    return not read_corpus_info(corpus_dir).multilabel
 
 
 def run_exclusive(

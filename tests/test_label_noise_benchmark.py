@@ -39,6 +39,7 @@ def write_corpus(path: Path, n: int, seed: int) -> np.ndarray:
         doc_bin.add(doc)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc_bin.to_disk(path)
+    doc_bin.to_disk(path.with_name("dev.spacy"))  # a corpus directory has both
     return gold
 
 
@@ -220,6 +221,7 @@ def test_task_kind_comes_from_the_corpus(tmp_path: Path) -> None:
         doc_bin.add(doc)
     (tmp_path / "one").mkdir()
     doc_bin.to_disk(tmp_path / "one" / "train.spacy")
+    doc_bin.to_disk(tmp_path / "one" / "dev.spacy")
     assert corpus_is_exclusive(tmp_path / "one")
     (tmp_path / "one" / "data.json").write_text(json.dumps({"multilabel": True}))
     assert not corpus_is_exclusive(tmp_path / "one")
